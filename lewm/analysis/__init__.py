@@ -1,0 +1,1 @@
+"""Science tools: collapse diagnostics (probing, surprise and straightness follow)."""

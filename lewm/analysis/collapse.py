@@ -1,0 +1,31 @@
+"""Collapse diagnostics of a batch of embeddings: per-dimension spread and effective rank."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def effective_rank(embeddings: Tensor) -> float:
+    """exp(entropy) of the normalised singular values of the centred (N, D) embeddings (1 = rank one, D = full).
+
+    Scale-free, so it complements `embedding_std`: a collapsing encoder can shrink before it loses rank.
+    """
+    centred = embeddings.float() - embeddings.float().mean(dim=0, keepdim=True)  # N D
+    singular = torch.linalg.svdvals(centred)
+    total = singular.sum()
+    if total <= 0:
+        return 1.0
+    p = singular / total
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def embedding_std(embeddings: Tensor) -> float:
+    """Mean over dimensions of the per-dimension standard deviation of (N, D) embeddings (0 = collapsed)."""
+    return float(embeddings.float().std(dim=0).mean())
+
+
+def collapse_diagnostics(embeddings: Tensor) -> dict[str, float]:
+    """Both diagnostics of (N, D) embeddings, by name."""
+    return {"effective_rank": effective_rank(embeddings), "embedding_std": embedding_std(embeddings)}

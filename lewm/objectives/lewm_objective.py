@@ -1,0 +1,48 @@
+"""The LeWM objective: next-embedding prediction MSE plus lambda * SIGReg, and nothing else.
+
+No EMA target, no stop-gradient, no frozen encoder: the target embeddings carry gradient, and SIGReg alone
+keeps the encoder from collapsing to a constant.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from lewm.objectives.sigreg import SIGReg
+
+
+class LeWMObjective(nn.Module):
+    """`loss = pred_loss + sigreg_weight * sigreg`, returned with its named terms."""
+
+    def __init__(
+        self,
+        sigreg_weight: float = 0.1,
+        num_projections: int = 1024,
+        num_knots: int = 17,
+        knot_max: float = 3.0,
+        num_preds: int = 1,
+    ) -> None:
+        super().__init__()
+        self.sigreg_weight = sigreg_weight
+        self.num_preds = num_preds
+        self.sigreg = SIGReg(num_projections, num_knots, knot_max)
+
+    def forward(self, emb: Tensor, pred: Tensor, seed: int) -> dict[str, Tensor]:
+        """Loss terms for one batch of clips.
+
+        emb: (B, T, D) projected embeddings of all T = history + num_preds frames.
+        pred: (B, h, D) predictions from the first h = history frames; position t targets frame t + num_preds.
+        seed: chooses SIGReg's random directions for this step (the same on every rank).
+        """
+        context = pred.shape[1]
+        if emb.shape[1] < context + self.num_preds:
+            raise ValueError(
+                f"clip of {emb.shape[1]} frames is too short for {context} predictions {self.num_preds} ahead"
+            )
+        target = emb[:, self.num_preds : self.num_preds + context]  # B h D, with gradient (no stop-grad)
+        pred_loss = F.mse_loss(pred.float(), target.float())
+        sigreg = self.sigreg(rearrange(emb, "b t d -> t b d"), seed)  # per time step over the batch
+        loss = pred_loss + self.sigreg_weight * sigreg
+        return {"loss": loss, "pred_loss": pred_loss, "sigreg": sigreg}
