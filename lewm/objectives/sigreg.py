@@ -15,6 +15,7 @@ avoided). Tested against a single process on the whole batch in tests/objectives
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -79,7 +80,10 @@ class SIGReg(nn.Module):
         sin_sum = angles.sin().sum(dim=1)  # T M K
         world = _distributed_world()
         if world > 1:
-            sums = dist_fn.all_reduce(torch.stack([cos_sum, sin_sum]))  # 2 T M K, summed over ranks
+            with warnings.catch_warnings():
+                # deprecated in favour of functional collectives, which have no differentiable all_reduce yet
+                warnings.simplefilter("ignore", FutureWarning)
+                sums = dist_fn.all_reduce(torch.stack([cos_sum, sin_sum]))  # 2 T M K, summed over ranks
             cos_sum, sin_sum = sums[0], sums[1]
         # ranks hold equal batches (the trainer drops the last partial one), so the global batch is known
         global_batch = float(local_batch * world)
