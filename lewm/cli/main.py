@@ -14,6 +14,24 @@ def _train(argv: list[str]) -> int:
     return main(argv)
 
 
+def _eval(argv: list[str]) -> int:
+    from lewm.cli.eval import main
+
+    return main(argv)
+
+
+def _demo(argv: list[str]) -> int:
+    from lewm.cli.demo import main
+
+    return main(argv)
+
+
+def _collect(argv: list[str]) -> int:
+    from lewm.cli.collect import main
+
+    return main(argv)
+
+
 def _params(argv: list[str]) -> int:
     from lewm.cli.params import main
 
@@ -22,6 +40,9 @@ def _params(argv: list[str]) -> int:
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "train": (_train, "train a LeWM world model on an HDF5 episode file"),
+    "eval": (_eval, "plan towards goals under the paper protocol, beside a random policy"),
+    "demo": (_demo, "collect Two-Room data, train on the CPU and evaluate, in one command"),
+    "collect": (_collect, "simulate episodes with a random or expert policy into an HDF5 episode file"),
     "params": (_params, "print a preset's parameter counts per component"),
 }
 

@@ -1,0 +1,9 @@
+"""Environments (gymnasium) and their vectorised numpy cores, policies and the episode collector.
+
+Only the layers above (evaluation, analysis, cli) import this package; model, objectives and data never do.
+"""
+
+from lewm.envs.registry import ENV_NAMES, make
+from lewm.envs.two_room import TwoRoomEnv, TwoRoomGeometry, render_frames, step_positions
+
+__all__ = ["ENV_NAMES", "TwoRoomEnv", "TwoRoomGeometry", "make", "render_frames", "step_positions"]

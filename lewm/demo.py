@@ -1,0 +1,94 @@
+"""The one-command demo: collect Two-Room data, train LeWM on the CPU, plan towards goals, compare with random.
+
+Everything lands in one folder (default runs/demo):
+    tworoom_expert.h5       the collected episodes (community HDF5 layout)
+    run/                    the training run (config.yaml, checkpoints/, metrics.jsonl, plots/)
+    eval/                   eval.json, success.png, episodes.gif
+    eval.json               eval/eval.json plus the minutes each stage took
+Running it again reuses what is already there: the data, a finished run (an interrupted one is resumed).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lewm.config import TrainConfig, preset
+from lewm.envs.collect import collect
+from lewm.evaluation import EvalConfig, evaluate
+from lewm.training import load_checkpoint, train
+from lewm.utils.io import atomic_write_text
+
+
+@dataclass
+class DemoPlan:
+    """Sizes of the demo, chosen so that the whole run fits in about 15 minutes on 2 CPU cores."""
+
+    episodes: int = 400
+    """Expert episodes to collect."""
+    steps_per_episode: int = 100
+    """Frames per episode."""
+    image_size: int = 64
+    """Side of the collected frames (the cpu preset's input size: no resizing)."""
+    noise_std: float = 1.0
+    """Expert action noise (covers the action space while crossing rooms)."""
+    eval_episodes: int = 50
+    """Start/goal pairs evaluated (the paper's 50)."""
+
+
+def demo_train_config(data: Path, run_dir: Path) -> TrainConfig:
+    """The cpu preset pointed at the demo's data (Two-Room: history 1 as in the paper)."""
+    config = preset("cpu")
+    config.data_path = data
+    config.out = run_dir
+    config.validate()
+    return config
+
+
+def run_demo(out: Path = Path("runs/demo"), plan: DemoPlan | None = None, train_config: TrainConfig | None = None,
+             eval_config: EvalConfig | None = None, log=print) -> dict[str, Any]:
+    """Collect -> train -> evaluate, reusing finished stages; returns eval.json plus the stage timings."""
+    plan = plan or DemoPlan()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    data = out / "tworoom_expert.h5"
+    start = time.perf_counter()
+    if data.exists():
+        log(f"[1/3] reusing {data}")
+    else:
+        log(f"[1/3] collecting {plan.episodes} expert Two-Room episodes -> {data}")
+        collect("two-room", "expert", plan.episodes, data, steps_per_episode=plan.steps_per_episode,
+                image_size=plan.image_size, seed=0, noise_std=plan.noise_std)
+    timings["collect_minutes"] = (time.perf_counter() - start) / 60
+
+    run_dir = out / "run"
+    config = train_config or demo_train_config(data, run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    start = time.perf_counter()
+    if last.exists():
+        done = load_checkpoint(last)["step"]
+        total = config.steps
+        if total is not None and done >= total:
+            log(f"[2/3] reusing the trained run in {run_dir} (step {done})")
+        else:
+            log(f"[2/3] resuming training in {run_dir} from step {done}")
+            config.resume = True
+            train(config)
+    else:
+        log(f"[2/3] training the cpu preset in {run_dir}")
+        train(config)
+    timings["train_minutes"] = (time.perf_counter() - start) / 60
+
+    start = time.perf_counter()
+    eval_config = eval_config or EvalConfig(episodes=plan.eval_episodes)
+    log(f"[3/3] planning towards {eval_config.episodes} goals 25 steps ahead (and a random policy on the same pairs)")
+    result = evaluate(run_dir, "two-room", data_path=data, config=eval_config, out_dir=out / "eval")
+    timings["eval_minutes"] = (time.perf_counter() - start) / 60
+    result["timings"] = timings
+    atomic_write_text(out / "eval.json", json.dumps(result, indent=1))
+    return result

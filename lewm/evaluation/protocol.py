@@ -1,0 +1,198 @@
+"""The paper's planning evaluation (REFERENCE 6), always beside a random policy on the same start/goal pairs.
+
+Protocol: start rows are drawn uniformly (seed 42) among dataset rows that leave room for the goal; the goal is
+the state of the same episode `goal_offset` (25) steps later; the agent gets `budget` (50) environment steps;
+success is the environment's success test at any step. Planning is receding-horizon MPC: CEM plans H action
+blocks, all of them are executed, then it replans from the new observation.
+
+All episodes run in one batch: one CEM call plans for every environment still going.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from einops import rearrange
+from scipy.stats import binomtest
+
+from lewm.data import EpisodeFile, NormStats, split_episodes
+from lewm.envs import make
+from lewm.errors import LewmError
+from lewm.model import LeWM
+from lewm.planning import CEMConfig, CEMPlanner
+
+
+@dataclass
+class EvalConfig:
+    """How an evaluation is run."""
+
+    episodes: int = 50
+    """Start/goal pairs evaluated (paper: 50)."""
+    goal_offset: int = 25
+    """The goal is the state this many steps later in the same episode (paper v3: 25)."""
+    budget: int = 50
+    """Environment steps allowed per episode (paper v3: 50)."""
+    seed: int = 42
+    """Seed for drawing start rows, CEM noise and the random policy."""
+    split: str = "val"
+    """Draw starts from the run's validation episodes ('val') or from every episode ('all')."""
+    planner: CEMConfig = field(default_factory=lambda: CEMConfig(iterations=10))
+    """CEM settings (paper: 300 x 30 elites, horizon 5; 10 iterations outside Push-T)."""
+    videos: int = 4
+    """Episodes recorded to the GIF."""
+
+    def validate(self) -> None:
+        for name in ("episodes", "goal_offset", "budget"):
+            value = getattr(self, name)
+            if value < 1:
+                raise LewmError(f"eval: {name} = {value} is invalid: must be >= 1")
+        if self.split not in ("val", "all"):
+            raise LewmError(f"eval: split = {self.split!r} is invalid: use 'val' or 'all'")
+        self.planner.validate("planner")
+
+
+@dataclass
+class Pairs:
+    """Start and goal states drawn from a dataset."""
+
+    starts: np.ndarray
+    """(E, S) start states."""
+    goals: np.ndarray
+    """(E, S) goal states, goal_offset steps later in the same episode."""
+    rows: np.ndarray
+    """(E,) dataset rows of the starts."""
+
+
+@dataclass
+class Rollouts:
+    """What a policy did on a batch of start/goal pairs."""
+
+    success: np.ndarray
+    """(E,) bool: the success test held at some step."""
+    steps_to_success: np.ndarray
+    """(E,) steps taken until success (budget when never)."""
+    frames: list[list[np.ndarray]]
+    """Observed frames of the first few episodes (for videos)."""
+    plan_seconds: list[float] = field(default_factory=list)
+    """Wall time of each batched planning call."""
+
+
+def draw_pairs(data: EpisodeFile, episodes: np.ndarray, count: int, goal_offset: int, seed: int,
+               state_key: str = "state") -> Pairs:
+    """Draw `count` start rows uniformly among rows with step <= ep_len - goal_offset - 1 (REFERENCE 6)."""
+    if state_key not in data.columns:
+        raise LewmError(f"{data.path}: no {state_key!r} column: evaluation needs states to reset the environment")
+    candidates = np.concatenate([
+        data.ep_offset[e] + np.arange(max(0, data.ep_len[e] - goal_offset)) for e in episodes
+    ]) if len(episodes) else np.zeros(0, dtype=np.int64)
+    if len(candidates) == 0:
+        raise LewmError(f"{data.path}: no episode is longer than the goal offset {goal_offset}")
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(candidates, size=count, replace=len(candidates) < count))
+    states = data.dataset(state_key)
+    starts = np.stack([states[r] for r in rows]).astype(np.float64)
+    goals = np.stack([states[r + goal_offset] for r in rows]).astype(np.float64)
+    return Pairs(starts=starts, goals=goals, rows=rows)
+
+
+def wilson_interval(successes: int, total: int) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate."""
+    interval = binomtest(successes, total).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def _reset_envs(env_name: str, pairs: Pairs, image_size: int, budget: int) -> tuple[list[Any], np.ndarray]:
+    envs, frames = [], []
+    for start, goal in zip(pairs.starts, pairs.goals, strict=True):
+        env = make(env_name, image_size=image_size, max_episode_steps=budget + 1)
+        obs, _ = env.reset(options={"state": start, "goal_state": goal})
+        envs.append(env)
+        frames.append(obs["pixels"])
+    return envs, np.stack(frames)  # E S S 3
+
+
+def run_random(env_name: str, pairs: Pairs, image_size: int, budget: int, seed: int, videos: int = 0) -> Rollouts:
+    """Uniform random actions in the action space for `budget` steps, on the same pairs."""
+    envs, first = _reset_envs(env_name, pairs, image_size, budget)
+    rng = np.random.default_rng(seed + 1)
+    success = np.array([env.unwrapped.is_success(s, g) for env, s, g in zip(envs, pairs.starts, pairs.goals,
+                                                                           strict=True)])
+    steps = np.where(success, 0, budget)
+    recorded = [[first[i]] for i in range(min(videos, len(envs)))]
+    for step in range(budget):
+        for index, env in enumerate(envs):
+            if success[index]:
+                continue
+            low, high = env.action_space.low, env.action_space.high
+            obs, _, _, _, info = env.step(rng.uniform(low, high).astype(np.float32))
+            if index < len(recorded):
+                recorded[index].append(obs["pixels"])
+            if info["success"]:
+                success[index], steps[index] = True, step + 1
+    return Rollouts(success=success, steps_to_success=steps, frames=recorded)
+
+
+def _encode_frames(model: LeWM, frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(E, S, S, 3) uint8 frames -> (E, D) embeddings."""
+    pixels = torch.from_numpy(frames).to(device)
+    pixels = rearrange(pixels, "e h w c -> e 1 c h w")  # E T=1 3 H W
+    return model.encode(pixels)[:, 0]  # E D
+
+
+@torch.inference_mode()
+def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, image_size: int, config: EvalConfig,
+                device: torch.device, action_key: str = "action") -> Rollouts:
+    """Receding-horizon CEM: plan H blocks for every unfinished episode at once, execute them all, replan."""
+    frameskip, history = model.config.frameskip, model.config.history
+    action_dim = model.config.action_dim
+    planner = CEMPlanner(config.planner, block_dim=frameskip * action_dim)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    envs, frames = _reset_envs(env_name, pairs, image_size, config.budget)
+    goal_frames = np.stack([env.unwrapped.goal_observation() for env in envs])  # E S S 3
+    goal_emb = _encode_frames(model, goal_frames, device)  # E D
+    emb_history = _encode_frames(model, frames, device)[:, None]  # E L=1 D
+    block_history = torch.zeros(len(envs), 0, frameskip * action_dim, device=device)  # E L-1 K
+    success = np.array([env.unwrapped.is_success(s, g) for env, s, g in zip(envs, pairs.starts, pairs.goals,
+                                                                           strict=True)])
+    steps_done = np.where(success, 0, config.budget)
+    recorded = [[frames[i]] for i in range(min(config.videos, len(envs)))]
+    plan_seconds: list[float] = []
+    step = 0
+    while step < config.budget and not success.all():
+        active = np.flatnonzero(~success)
+        observed = min(history, emb_history.shape[1])
+        context = emb_history[active, -observed:]  # A h D
+        past = block_history[active, block_history.shape[1] - (observed - 1):]  # A h-1 K
+        start = time.perf_counter()
+        plan = planner.plan(model.rollout, context, goal_emb[active], past, generator=generator).actions  # A H K
+        plan_seconds.append(time.perf_counter() - start)
+        raw = rearrange(plan.cpu().numpy(), "a h (f d) -> a h f d", f=frameskip)  # A H frameskip A_dim
+        raw = np.asarray(stats.denormalize(action_key, raw))
+        blocks = torch.zeros(len(envs), plan.shape[1], plan.shape[2], device=device)
+        blocks[active] = plan
+        for block in range(plan.shape[1]):
+            for sub in range(frameskip):
+                if step >= config.budget:
+                    break
+                for slot, index in enumerate(active):
+                    if success[index]:
+                        continue
+                    env = envs[index]
+                    action = np.clip(raw[slot, block, sub], env.action_space.low, env.action_space.high)
+                    obs, _, _, _, info = env.step(action.astype(np.float32))
+                    frames[index] = obs["pixels"]
+                    if index < len(recorded):
+                        recorded[index].append(obs["pixels"])
+                    if info["success"]:
+                        success[index], steps_done[index] = True, step + 1
+                step += 1
+            emb_history = torch.cat([emb_history, _encode_frames(model, frames, device)[:, None]], dim=1)
+            block_history = torch.cat([block_history, blocks[:, block : block + 1]], dim=1)
+            if step >= config.budget or success.all():
+                break
+    return Rollouts(success=success, steps_to_success=steps_done, frames=recorded, plan_seconds=plan_seconds)

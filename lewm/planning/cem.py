@@ -1,0 +1,129 @@
+"""Cross-entropy method (CEM) in latent space, batched over several environments at once.
+
+Each iteration runs the same labelled stages for all N environments and S samples in one pass:
+sample -> roll out -> score -> elites -> update. Nothing loops over samples in Python; the only loop is over
+iterations (and, inside the model's rollout, over the H horizon steps).
+
+The planner knows nothing about LeWM: it takes a `rollout` function (embedding history and action blocks in,
+predicted embeddings out) and a `cost` on the predictions, so the same solver plans with a learned model or,
+in tests, with the true dynamics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from einops import rearrange, repeat
+from torch import Tensor
+
+from lewm.errors import LewmError
+
+RolloutFn = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+"""(emb_history (B, h, D), action_blocks (B, H, K), past_blocks (B, h-1, K) | None) -> predictions (B, H, D)."""
+
+CostFn = Callable[[Tensor, Tensor], Tensor]
+"""(predictions (N, S, H, D), goal (N, D)) -> cost (N, S); lower is better."""
+
+
+def final_embedding_cost(predictions: Tensor, goal: Tensor) -> Tensor:
+    """Squared L2 distance between the last predicted embedding and the goal embedding (REFERENCE 5)."""
+    last = predictions[:, :, -1]  # N S D
+    return ((last - goal[:, None]) ** 2).sum(dim=-1)  # N S
+
+
+@dataclass
+class CEMConfig:
+    """CEM settings; defaults are the paper's (300 samples, top 30, horizon 5, 30 iterations, std 1)."""
+
+    samples: int = 300
+    """S: candidate action sequences per environment and iteration (sample 0 is the current mean)."""
+    elites: int = 30
+    """Lowest-cost candidates whose mean and std become the next sampling distribution."""
+    horizon: int = 5
+    """H: action blocks per plan (each block is frameskip raw actions)."""
+    iterations: int = 30
+    """Refinement rounds (paper: 30 on Push-T, 10 elsewhere)."""
+    init_std: float = 1.0
+    """Initial standard deviation in normalised action space (the mean starts at 0)."""
+    min_std: float = 0.0
+    """Floor on the sampling std (0 lets CEM converge fully)."""
+
+    def validate(self, prefix: str = "planner") -> None:
+        for name in ("samples", "elites", "horizon", "iterations"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise LewmError(f"config: {prefix}.{name} = {value!r} is invalid: must be an integer >= 1")
+        if self.elites > self.samples:
+            raise LewmError(f"config: {prefix}.elites = {self.elites} is invalid: must be <= samples {self.samples}")
+        if self.init_std <= 0:
+            raise LewmError(f"config: {prefix}.init_std = {self.init_std} is invalid: must be > 0")
+
+
+@dataclass
+class PlanResult:
+    """A plan for each environment and how the search went."""
+
+    actions: Tensor
+    """(N, H, K) the final CEM mean: normalised action blocks to execute."""
+    cost: Tensor
+    """(N,) predicted cost of `actions`."""
+    cost_per_iteration: list[Tensor] = field(default_factory=list)
+    """Best elite cost (N,) after each iteration, for diagnostics."""
+
+
+class CEMPlanner:
+    """Batched CEM over action blocks of size K = frameskip * A."""
+
+    def __init__(self, config: CEMConfig, block_dim: int, cost: CostFn = final_embedding_cost) -> None:
+        config.validate()
+        self.config = config
+        self.block_dim = block_dim
+        self.cost = cost
+
+    @torch.no_grad()
+    def plan(
+        self,
+        rollout: RolloutFn,
+        emb_history: Tensor,
+        goal: Tensor,
+        past_blocks: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> PlanResult:
+        """Plan H blocks for each of N environments.
+
+        emb_history (N, h, D): embeddings of the observed frames; goal (N, D): goal embeddings;
+        past_blocks (N, h-1, K): blocks executed between the observed frames (None = zeros).
+        """
+        cfg = self.config
+        envs, device = emb_history.shape[0], emb_history.device
+        samples = cfg.samples
+        mean = torch.zeros(envs, cfg.horizon, self.block_dim, device=device)  # N H K
+        std = torch.full_like(mean, cfg.init_std)  # N H K
+        # the context is the same for every sample: expand once, reuse every iteration
+        history = repeat(emb_history, "n h d -> (n s) h d", s=samples)  # (N*S) h D
+        past = None if past_blocks is None else repeat(past_blocks, "n h k -> (n s) h k", s=samples)
+        trace = []
+        for _ in range(cfg.iterations):
+            # sample: mean + std * noise, with candidate 0 the mean itself
+            noise = torch.randn(envs, samples, cfg.horizon, self.block_dim, device=device, generator=generator)
+            noise[:, 0] = 0.0
+            candidates = mean[:, None] + std[:, None] * noise  # N S H K
+            # roll out: all N*S candidates through the model in one batch
+            flat = rearrange(candidates, "n s h k -> (n s) h k")
+            predictions = rollout(history, flat, past)  # (N*S) H D
+            predictions = rearrange(predictions, "(n s) h d -> n s h d", n=envs)
+            # score
+            costs = self.cost(predictions, goal)  # N S
+            # elites: the lowest costs
+            elite_costs, elite_index = costs.topk(cfg.elites, dim=1, largest=False)  # N E
+            elites = torch.gather(
+                candidates, 1, repeat(elite_index, "n e -> n e h k", h=cfg.horizon, k=self.block_dim)
+            )  # N E H K
+            # update the sampling distribution
+            mean = elites.mean(dim=1)  # N H K
+            std = elites.std(dim=1).clamp_min(cfg.min_std)  # N H K
+            trace.append(elite_costs[:, 0])
+        final = self.cost(rearrange(rollout(emb_history, mean, past_blocks), "n h d -> n 1 h d"), goal)[:, 0]
+        return PlanResult(actions=mean, cost=final, cost_per_iteration=trace)

@@ -1,0 +1,50 @@
+"""Reading a run directory back: the one place that knows where a trained model and its statistics live.
+
+Planning, evaluation and analysis call `load_run(RUN_DIR)`; they never open checkpoints themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lewm.config import TrainConfig, from_dict
+from lewm.data import NormStats
+from lewm.errors import LewmError
+from lewm.model import LeWM
+from lewm.training.checkpoint import load_checkpoint
+
+
+@dataclass
+class LoadedRun:
+    """A trained model ready for planning, with what it was trained on."""
+
+    run_dir: Path
+    """The run directory."""
+    model: LeWM
+    """The model, in eval mode, on the requested device."""
+    config: TrainConfig
+    """The run's resolved config."""
+    stats: NormStats
+    """Normalisation statistics of the training data (actions are planned in normalised units)."""
+    step: int
+    """Optimiser steps the checkpoint was saved at."""
+
+
+def load_run(run_dir: Path, device: str | torch.device = "cpu") -> LoadedRun:
+    """Load RUN_DIR/checkpoints/last.pt into a `LeWM` in eval mode."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise LewmError(f"{run_dir}: run directory does not exist")
+    last = run_dir / "checkpoints" / "last.pt"
+    if not last.is_file():
+        raise LewmError(f"{run_dir}: no checkpoint (checkpoints/last.pt); train one first with lewm train")
+    checkpoint = load_checkpoint(last, map_location="cpu")
+    config = from_dict(TrainConfig, checkpoint["config"], where=str(last))
+    model = LeWM(config.model)
+    model.load_state_dict(checkpoint["model"])
+    model.to(device).eval()
+    return LoadedRun(run_dir=run_dir, model=model, config=config, stats=NormStats.from_dict(checkpoint["stats"]),
+                     step=int(checkpoint["step"]))
