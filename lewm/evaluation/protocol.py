@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 from einops import rearrange
 from scipy.stats import binomtest
 
-from lewm.data import EpisodeFile, NormStats, split_episodes
+from lewm.data import EpisodeFile, NormStats
 from lewm.envs import make
 from lewm.errors import LewmError
 from lewm.model import LeWM
