@@ -1,0 +1,101 @@
+"""lewm eval and the demo pipeline end to end on a tiny budget, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lewm.cli.main import run
+from lewm.data import write_episodes
+from lewm.demo import DemoPlan, run_demo
+from lewm.envs.collect import collect
+from lewm.evaluation import EvalConfig
+from lewm.planning import CEMConfig
+from lewm.training import train
+
+REQUIRED = {"success_rate", "ci95", "random_success_rate", "random_ci95", "episodes", "plan_seconds_per_cycle",
+            "trivial_pairs", "protocol"}
+SMALL_CEM = ["--samples", "16", "--elites", "4", "--iterations", "2"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_config) -> tuple[Path, Path]:
+    """A Two-Room file (24 episodes x 60 steps, 32 px) and a tiny model trained on it for 10 steps."""
+    folder = tmp_path_factory.mktemp("tworoom")
+    data = folder / "tworoom.h5"
+    collect("two-room", "expert", 24, data, steps_per_episode=60, image_size=32, seed=0, progress=False)
+    train(tiny_config(data, folder / "run", steps=10))
+    return data, folder / "run"
+
+
+def test_lewm_eval_writes_results_plot_and_video(tiny_run: tuple[Path, Path], capsys) -> None:
+    data, run_dir = tiny_run
+    args = ["eval", "--run", str(run_dir), "--env", "two-room", "--episodes", "6", "--videos", "2", *SMALL_CEM]
+    assert run(args) == 0
+    out = capsys.readouterr().out
+    assert "vs random" in out and "s per batched CEM cycle" in out
+    result = json.loads((run_dir / "eval" / "eval.json").read_text())
+    assert REQUIRED <= set(result)
+    assert result["episodes"] == 6 and len(result["per_episode"]) == 6
+    assert 0 <= result["success_rate"] <= 1 and 0 <= result["random_success_rate"] <= 1
+    assert result["ci95"][0] <= result["success_rate"] <= result["ci95"][1]
+    assert result["protocol"]["goal_offset"] == 25 and result["protocol"]["budget"] == 50
+    assert result["plan_seconds_per_cycle"] > 0
+    # each goal is the state 25 steps after its start in the data's same episode
+    from lewm.data import EpisodeFile
+
+    with EpisodeFile(data) as file:
+        states = file.dataset("state")
+        for episode in result["per_episode"]:
+            np.testing.assert_allclose(states[episode["row"] + 25], episode["goal"], atol=1e-4)
+    assert (run_dir / "eval" / "success.png").stat().st_size > 5_000
+    assert (run_dir / "eval" / "episodes.gif").stat().st_size > 5_000
+
+
+def test_unknown_env_is_one_line(tiny_run: tuple[Path, Path], capsys) -> None:
+    assert run(["eval", "--run", str(tiny_run[1]), "--env", "moon-base"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown environment 'moon-base'" in err and len(err.splitlines()) == 1
+
+
+def test_run_without_checkpoint_is_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty_run").mkdir()
+    assert run(["eval", "--run", str(tmp_path / "empty_run"), "--env", "two-room"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "empty_run: no checkpoint" in err and len(err.splitlines()) == 1
+
+
+def test_action_dimension_mismatch_is_one_line(tiny_run: tuple[Path, Path], tmp_path: Path, capsys) -> None:
+    other = tmp_path / "three_actions.h5"
+    rng = np.random.default_rng(0)
+    write_episodes(other, [{
+        "pixels": rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8),
+        "action": rng.normal(size=(40, 3)).astype(np.float32),
+        "state": rng.uniform(30, 190, (40, 2)).astype(np.float32),
+    }])
+    assert run(["eval", "--run", str(tiny_run[1]), "--env", "two-room", "--data", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "three_actions.h5" in err and "has 3 dimensions" in err and "action_dim 2" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_demo_pipeline_on_a_tiny_budget_then_reuses_its_stages(tmp_path: Path, tiny_config) -> None:
+    out = tmp_path / "demo"
+    plan = DemoPlan(episodes=16, steps_per_episode=60, image_size=32, eval_episodes=4)
+    eval_config = EvalConfig(episodes=4, videos=1, planner=CEMConfig(samples=16, elites=4, iterations=2))
+    messages: list[str] = []
+    config = tiny_config(out / "tworoom_expert.h5", out / "run", steps=8)
+    result = run_demo(out, plan, train_config=config, eval_config=eval_config, log=messages.append)
+    assert REQUIRED <= set(result) and set(result["timings"]) == {"collect_minutes", "train_minutes",
+                                                                   "eval_minutes"}
+    for path in ("tworoom_expert.h5", "run/checkpoints/last.pt", "run/metrics.jsonl", "eval.json",
+                 "eval/success.png", "eval/episodes.gif"):
+        assert (out / path).exists(), path
+    again = tiny_config(out / "tworoom_expert.h5", out / "run", steps=8)
+    messages.clear()
+    run_demo(out, plan, train_config=again, eval_config=eval_config, log=messages.append)
+    assert messages[0].startswith("[1/3] reusing") and messages[1].startswith("[2/3] reusing")
