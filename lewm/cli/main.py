@@ -2,49 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Callable
 
 from lewm.errors import LewmError
 
-
-def _train(argv: list[str]) -> int:
-    from lewm.cli.train import main
-
-    return main(argv)
-
-
-def _eval(argv: list[str]) -> int:
-    from lewm.cli.eval import main
-
-    return main(argv)
-
-
-def _demo(argv: list[str]) -> int:
-    from lewm.cli.demo import main
-
-    return main(argv)
-
-
-def _collect(argv: list[str]) -> int:
-    from lewm.cli.collect import main
-
-    return main(argv)
-
-
-def _params(argv: list[str]) -> int:
-    from lewm.cli.params import main
-
-    return main(argv)
-
-
-COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
-    "train": (_train, "train a LeWM world model on an HDF5 episode file"),
-    "eval": (_eval, "plan towards goals under the paper protocol, beside a random policy"),
-    "demo": (_demo, "collect Two-Room data, train on the CPU and evaluate, in one command"),
-    "collect": (_collect, "simulate episodes with a random or expert policy into an HDF5 episode file"),
-    "params": (_params, "print a preset's parameter counts per component"),
+COMMANDS: dict[str, tuple[str, str]] = {
+    "collect": ("lewm.cli.collect", "simulate episodes with a random or expert policy into an HDF5 episode file"),
+    "train": ("lewm.cli.train", "train a LeWM world model on an HDF5 episode file"),
+    "eval": ("lewm.cli.eval", "plan towards goals under the paper protocol, beside a random policy"),
+    "demo": ("lewm.cli.demo", "collect Two-Room data, train on the CPU and evaluate, in one command"),
+    "params": ("lewm.cli.params", "print a preset's parameter counts per component"),
 }
+"""Command name -> (module with `main(argv) -> int`, summary). Modules are imported only when run, so
+`lewm --help` and each command's --help stay quick."""
 
 
 def _usage() -> str:
@@ -64,7 +35,7 @@ def run(argv: list[str]) -> int:
         print(f"lewm: error: unknown command {name!r}\n{_usage()}", file=sys.stderr)
         return 2
     try:
-        return COMMANDS[name][0](rest)
+        return importlib.import_module(COMMANDS[name][0]).main(rest)
     except LewmError as error:
         print(f"lewm {name}: error: {error}", file=sys.stderr)
         return 2
