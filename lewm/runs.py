@@ -33,18 +33,18 @@ class LoadedRun:
     """Optimiser steps the checkpoint was saved at."""
 
 
-def load_run(run_dir: Path, device: str | torch.device = "cpu") -> LoadedRun:
-    """Load RUN_DIR/checkpoints/last.pt into a `LeWM` in eval mode."""
+def load_run(run_dir: Path, device: str | torch.device = "cpu", checkpoint: str = "last.pt") -> LoadedRun:
+    """Load RUN_DIR/checkpoints/CHECKPOINT (default last.pt) into a `LeWM` in eval mode."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise LewmError(f"{run_dir}: run directory does not exist")
-    last = run_dir / "checkpoints" / "last.pt"
+    last = run_dir / "checkpoints" / checkpoint
     if not last.is_file():
-        raise LewmError(f"{run_dir}: no checkpoint (checkpoints/last.pt); train one first with lewm train")
-    checkpoint = load_checkpoint(last, map_location="cpu")
-    config = from_dict(TrainConfig, checkpoint["config"], where=str(last))
+        raise LewmError(f"{run_dir}: no checkpoint (checkpoints/{checkpoint}); train one first with lewm train")
+    state = load_checkpoint(last, map_location="cpu")
+    config = from_dict(TrainConfig, state["config"], where=str(last))
     model = LeWM(config.model)
-    model.load_state_dict(checkpoint["model"])
+    model.load_state_dict(state["model"])
     model.to(device).eval()
-    return LoadedRun(run_dir=run_dir, model=model, config=config, stats=NormStats.from_dict(checkpoint["stats"]),
-                     step=int(checkpoint["step"]))
+    return LoadedRun(run_dir=run_dir, model=model, config=config, stats=NormStats.from_dict(state["stats"]),
+                     step=int(state["step"]))

@@ -25,6 +25,8 @@ class EvalArgs:
     """Device for the model and the planner."""
     out: Path | None = None
     """Where eval.json, the plot and the video go (default: RUN_DIR/eval)."""
+    checkpoint: str = "last.pt"
+    """Checkpoint file in RUN_DIR/checkpoints (e.g. step_0000600.pt with --keep-step-checkpoints)."""
     protocol: Annotated[EvalConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=EvalConfig)
     """Protocol and planner settings."""
 
@@ -46,7 +48,7 @@ def main(argv: list[str]) -> int:
     from lewm.evaluation import evaluate
 
     result = evaluate(args.run, args.env, data_path=args.data, config=args.protocol, device=args.device,
-                      out_dir=args.out)
+                      out_dir=args.out, checkpoint=args.checkpoint)
     for line in summary_lines(result):
         print(line)
     print(f"written to {args.out or args.run / 'eval'} (eval.json, success.png, episodes.gif)")

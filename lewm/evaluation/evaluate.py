@@ -3,7 +3,7 @@
     eval/eval.json      success_rate, ci95, random_success_rate, random_ci95, episodes, plan_seconds_per_cycle,
                         trivial_pairs, protocol (what was run), per-episode results
     eval/success.png    success rates with 95% intervals, and where each episode's agent went
-    eval/episodes.gif   a few planned episodes: observation | goal | trail of the agent so far
+    eval/episodes.gif   a few planned episodes: observation | goal | trail of the agent so far (goal faint)
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from lewm.utils.io import atomic_write_text
 
 
 def evaluate(run_dir: Path, env_name: str, data_path: Path | None = None, config: EvalConfig | None = None,
-             device: str = "cpu", out_dir: Path | None = None) -> dict[str, Any]:
+             device: str = "cpu", out_dir: Path | None = None, checkpoint: str = "last.pt") -> dict[str, Any]:
     """Evaluate a trained run on `env_name`; returns (and writes) the eval.json dictionary."""
     config = config or EvalConfig()
     config.validate()
     from lewm.envs import make
 
     make(env_name)  # an unknown environment fails here, before any model is loaded
-    run = load_run(run_dir, device)
+    run = load_run(run_dir, device, checkpoint=checkpoint)
     data_path = Path(data_path or run.config.data_path)
     out_dir = Path(out_dir or Path(run_dir) / "eval")
     with EpisodeFile(data_path, pixels_key=run.config.data.pixels_key,
@@ -66,7 +66,8 @@ def evaluate(run_dir: Path, env_name: str, data_path: Path | None = None, config
         "nontrivial_success_rate": float(planned.success[~trivial].mean()) if (~trivial).any() else None,
         "nontrivial_random_success_rate": float(random.success[~trivial].mean()) if (~trivial).any() else None,
         "protocol": {
-            "env": env_name, "data": str(data_path), "run": str(run_dir), "checkpoint_step": run.step,
+            "env": env_name, "data": str(data_path), "run": str(run_dir), "checkpoint": checkpoint,
+            "checkpoint_step": run.step,
             "split": config.split, "goal_offset": config.goal_offset, "budget": config.budget,
             "seed": config.seed, "planner": dataclasses.asdict(config.planner),
             "receding_horizon": "all planned blocks executed before replanning",
@@ -88,12 +89,17 @@ def evaluate(run_dir: Path, env_name: str, data_path: Path | None = None, config
     return result
 
 
-def _trail(frames: list[np.ndarray]) -> np.ndarray:
-    """Where the agent has been: the darkest value each pixel took (moving objects leave a trace)."""
-    return np.minimum.reduce(frames)
+def _trail(frames: list[np.ndarray], goal: np.ndarray | None = None) -> np.ndarray:
+    """Where the agent has been: the darkest value each pixel took (moving objects leave a trace), over a
+    faint copy of the goal frame so the target shows too."""
+    trail = np.minimum.reduce(frames)
+    if goal is None:
+        return trail
+    ghost = (255 - 0.35 * (255 - goal.astype(np.float32))).astype(np.uint8)
+    return np.minimum(trail, ghost)
 
 
-def _upscale(frame: np.ndarray, size: int = 160) -> np.ndarray:
+def _upscale(frame: np.ndarray, size: int = 192) -> np.ndarray:
     factor = max(1, size // frame.shape[0])
     return np.repeat(np.repeat(frame, factor, axis=0), factor, axis=1)
 
@@ -110,7 +116,7 @@ def write_video(planned: Rollouts, env: Any, pairs: Any, path: Path) -> Path | N
         base.set_goal_state(pairs.goals[index])
         goal = base.goal_observation()
         for step in range(len(frames)):
-            panel = np.concatenate([frames[step], goal, _trail(frames[: step + 1])], axis=1)
+            panel = np.concatenate([frames[step], goal, _trail(frames[: step + 1], goal)], axis=1)
             video.append(_upscale(panel))
         video.extend([video[-1]] * 5)  # pause on the last frame
     imageio.mimsave(path, video, duration=0.08, loop=0)

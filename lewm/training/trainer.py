@@ -301,11 +301,13 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
         optimizer, lambda step: warmup_cosine(step, total_steps, warmup_steps)
     )
     step = 0
+    elapsed_before = 0.0  # training seconds of earlier sessions of this run (resume)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         step = int(checkpoint["step"])
+        elapsed_before = float(checkpoint.get("elapsed_s", 0.0))
         rng_states = checkpoint.get("rng", [])
         if len(rng_states) == info.world_size:
             _set_rng_state(rng_states[info.rank])
@@ -338,6 +340,7 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
             state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "step": at_step, "config": to_dict(config),
+                "elapsed_s": elapsed_before + time.perf_counter() - session_start,
                 "stats": stats.to_dict(), "rng": states,
             }
             save_checkpoint(run_dir / "checkpoints" / "last.pt", state)
@@ -349,7 +352,8 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
     progress = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
                     disable=not (info.is_main and config.progress))
     network.train()
-    window_start, window_steps = time.perf_counter(), 0
+    session_start = window_start = time.perf_counter()
+    window_steps = 0
     with _stop_on_signals() as signals:
         while step < total_steps:
             epoch, skip = divmod(step, steps_per_epoch)
@@ -379,7 +383,8 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
                     elapsed = time.perf_counter() - window_start
                     row = {"split": "train", "step": step, "epoch": step / steps_per_epoch,
                            "lr": scheduler.get_last_lr()[0], **values,
-                           "frames_per_s": frames_per_step * window_steps / max(elapsed, 1e-9)}
+                           "frames_per_s": frames_per_step * window_steps / max(elapsed, 1e-9),
+                           "elapsed_s": elapsed_before + time.perf_counter() - session_start}
                     window_start, window_steps = time.perf_counter(), 0
                     result.train_metrics = values
                     progress.set_postfix(loss=f"{values['loss']:.4f}", pred=f"{values['pred_loss']:.4f}",
