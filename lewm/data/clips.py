@@ -190,6 +190,15 @@ class ClipDataset(Dataset):
             values = (values - mean) / std
         return np.where(np.isnan(values), np.float32(0.0), values).astype(np.float32, copy=False)
 
+    @staticmethod
+    def _read_frames(column: h5py.Dataset, start: int, step: int, count: int) -> np.ndarray:
+        """Rows start, start + step, ... (count of them), read one by one.
+
+        h5py's strided slice (`column[a:b:step]`) walks a slow selection path: about 3 ms per clip against
+        0.1 ms for separate row reads of a frame-chunked column, which made data loading the bottleneck.
+        """
+        return np.stack([column[start + k * step] for k in range(count)])
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         size = len(self.clip_starts)
         index = int(index)
@@ -201,7 +210,7 @@ class ClipDataset(Dataset):
         columns = self._datasets()
         T = self.num_frames
 
-        pixels = columns[self.pixels_key][start:stop:step]  # (T, H, W, 3) uint8
+        pixels = self._read_frames(columns[self.pixels_key], start, step, T)  # (T, H, W, 3) uint8
         pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))  # (T, 3, H, W), channels first
         item = {"pixels": torch.from_numpy(pixels)}
 
@@ -211,7 +220,7 @@ class ClipDataset(Dataset):
         item["action"] = torch.from_numpy(np.ascontiguousarray(action.reshape(T, self.action_block_dim)))
 
         for name, dim in self.extra_dims.items():
-            values = np.asarray(columns[name][start:stop:step]).reshape(T, dim)  # (T, P)
+            values = self._read_frames(columns[name], start, step, T).reshape(T, dim)  # (T, P)
             item[name] = torch.from_numpy(np.ascontiguousarray(self._prepare(name, values)))
         return item
 
