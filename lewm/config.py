@@ -266,7 +266,7 @@ def preset(name: str) -> TrainConfig:
         return TrainConfig(
             preset="cpu",
             epochs=None,
-            steps=900,
+            steps=1500,
             threads=None,
             model=ModelConfig(
                 encoder=EncoderConfig(image_size=64, patch_size=8, width=128, depth=3, heads=4, mlp_dim=512),

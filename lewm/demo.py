@@ -40,8 +40,13 @@ class DemoPlan:
 
 
 def demo_train_config(data: Path, run_dir: Path) -> TrainConfig:
-    """The cpu preset pointed at the demo's data (Two-Room: history 1 as in the paper)."""
+    """The cpu preset pointed at the demo's data, with history 1 as the paper uses for Two-Room.
+
+    Measured on 2 cores (scripts/success_curve.py): 1500 steps take about 12 minutes and reach 76% success
+    against 16% for random actions; history 3 planned no better at 600 steps and costs 3x more per plan.
+    """
     config = preset("cpu")
+    config.model.history = 1
     config.data_path = data
     config.out = run_dir
     config.validate()
