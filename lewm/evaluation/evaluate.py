@@ -85,7 +85,7 @@ def evaluate(run_dir: Path, env_name: str, data_path: Path | None = None, config
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=1))
     plot_success(result, planned, out_dir / "success.png")
-    write_video(planned, env, pairs, out_dir / "episodes.gif")
+    write_video(planned, out_dir / "episodes.gif")
     return result
 
 
@@ -104,17 +104,14 @@ def _upscale(frame: np.ndarray, size: int = 192) -> np.ndarray:
     return np.repeat(np.repeat(frame, factor, axis=0), factor, axis=1)
 
 
-def write_video(planned: Rollouts, env: Any, pairs: Any, path: Path) -> Path | None:
+def write_video(planned: Rollouts, path: Path) -> Path | None:
     """GIF of the recorded episodes, one after another: observation | goal | trail."""
     import imageio.v2 as imageio
 
     if not planned.frames:
         return None
-    base = env.unwrapped
     video = []
-    for index, frames in enumerate(planned.frames):
-        base.set_goal_state(pairs.goals[index])
-        goal = base.goal_observation()
+    for frames, goal in zip(planned.frames, planned.goal_frames, strict=True):
         for step in range(len(frames)):
             panel = np.concatenate([frames[step], goal, _trail(frames[: step + 1], goal)], axis=1)
             video.append(_upscale(panel))
@@ -124,7 +121,8 @@ def write_video(planned: Rollouts, env: Any, pairs: Any, path: Path) -> Path | N
 
 
 def plot_success(result: dict[str, Any], planned: Rollouts, path: Path) -> Path:
-    """Bar chart of planned vs random success with 95% intervals, plus the recorded episodes' trails."""
+    """Bar chart of planned vs random success with 95% intervals, plus the recorded episodes' trails (goal
+    shown faint)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,8 +138,8 @@ def plot_success(result: dict[str, Any], planned: Rollouts, path: Path) -> Path:
     axes[0].set_ylim(0, 1)
     axes[0].set_ylabel("success rate")
     axes[0].set_title(f"{result['episodes']} episodes, budget {result['protocol']['budget']}")
-    for axis, frames, ok in zip(axes[1:], shown, planned.success, strict=False):
-        axis.imshow(_trail(frames))
+    for axis, frames, goal, ok in zip(axes[1:], shown, planned.goal_frames, planned.success, strict=False):
+        axis.imshow(_trail(frames, goal))
         axis.set_title("reached" if ok else "missed")
         axis.axis("off")
     figure.tight_layout()

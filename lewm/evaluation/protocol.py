@@ -77,6 +77,8 @@ class Rollouts:
     """(E,) steps taken until success (budget when never)."""
     frames: list[list[np.ndarray]]
     """Observed frames of the first few episodes (for videos)."""
+    goal_frames: list[np.ndarray] = field(default_factory=list)
+    """Goal frames of the recorded episodes."""
     plan_seconds: list[float] = field(default_factory=list)
     """Wall time of each batched planning call."""
 
@@ -194,4 +196,5 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
             block_history = torch.cat([block_history, blocks[:, block : block + 1]], dim=1)
             if step >= config.budget or success.all():
                 break
-    return Rollouts(success=success, steps_to_success=steps_done, frames=recorded, plan_seconds=plan_seconds)
+    return Rollouts(success=success, steps_to_success=steps_done, frames=recorded,
+                    goal_frames=list(goal_frames[: len(recorded)]), plan_seconds=plan_seconds)
