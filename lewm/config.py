@@ -25,10 +25,18 @@ PRESETS = ("paper", "cpu", "tiny")
 PresetName = Literal["paper", "cpu", "tiny"]
 
 
-def _check(condition: bool, name: str, value: Any, requirement: str) -> None:
+def check_field(condition: bool, name: str, value: Any, requirement: str, where: str = "config") -> None:
     """Raise a `LewmError` naming the field and its value when `condition` is false."""
     if not condition:
-        raise LewmError(f"config: {name} = {value!r} is invalid: {requirement}")
+        raise LewmError(f"{where}: {name} = {value!r} is invalid: {requirement}")
+
+
+def check_positive_ints(obj: Any, names: tuple[str, ...], prefix: str, where: str = "config") -> None:
+    """Every named field of `obj` must be an integer >= 1 (messages read `where: prefix.name = value ...`)."""
+    for name in names:
+        value = getattr(obj, name)
+        check_field(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                    f"{prefix}.{name}" if prefix else name, value, "must be an integer >= 1", where)
 
 
 @dataclass
@@ -49,12 +57,10 @@ class EncoderConfig:
     """Hidden size of each layer's MLP."""
 
     def validate(self, prefix: str = "model.encoder") -> None:
-        for name in ("image_size", "patch_size", "width", "depth", "heads", "mlp_dim"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 1, f"{prefix}.{name}", value, "must be an integer >= 1")
-        _check(self.image_size % self.patch_size == 0, f"{prefix}.patch_size", self.patch_size,
+        check_positive_ints(self, ("image_size", "patch_size", "width", "depth", "heads", "mlp_dim"), prefix)
+        check_field(self.image_size % self.patch_size == 0, f"{prefix}.patch_size", self.patch_size,
                f"must divide image_size {self.image_size}")
-        _check(self.width % self.heads == 0, f"{prefix}.heads", self.heads, f"must divide width {self.width}")
+        check_field(self.width % self.heads == 0, f"{prefix}.heads", self.heads, f"must divide width {self.width}")
 
 
 @dataclass
@@ -73,10 +79,8 @@ class PredictorConfig:
     """Dropout in attention and MLP (the paper's ablation: 0.1 best)."""
 
     def validate(self, prefix: str = "model.predictor") -> None:
-        for name in ("depth", "heads", "head_dim", "mlp_dim"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 1, f"{prefix}.{name}", value, "must be an integer >= 1")
-        _check(0.0 <= self.dropout < 1.0, f"{prefix}.dropout", self.dropout, "must be in [0, 1)")
+        check_positive_ints(self, ("depth", "heads", "head_dim", "mlp_dim"), prefix)
+        check_field(0.0 <= self.dropout < 1.0, f"{prefix}.dropout", self.dropout, "must be in [0, 1)")
 
 
 @dataclass
@@ -105,11 +109,11 @@ class ModelConfig:
     def validate(self, prefix: str = "model") -> None:
         self.encoder.validate(f"{prefix}.encoder")
         self.predictor.validate(f"{prefix}.predictor")
-        for name in ("embed_dim", "projector_hidden", "action_hidden", "action_patch", "history", "frameskip"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 1, f"{prefix}.{name}", value, "must be an integer >= 1")
+        check_positive_ints(
+            self, ("embed_dim", "projector_hidden", "action_hidden", "action_patch", "history", "frameskip"), prefix
+        )
         if self.action_dim is not None:
-            _check(self.action_dim >= 1, f"{prefix}.action_dim", self.action_dim, "must be >= 1 or None")
+            check_field(self.action_dim >= 1, f"{prefix}.action_dim", self.action_dim, "must be >= 1 or None")
 
     @property
     def action_block_dim(self) -> int:
@@ -133,10 +137,10 @@ class ObjectiveConfig:
     """Upper end of the integration interval."""
 
     def validate(self, prefix: str = "objective") -> None:
-        _check(self.sigreg_weight >= 0.0, f"{prefix}.sigreg_weight", self.sigreg_weight, "must be >= 0")
-        _check(self.num_projections >= 1, f"{prefix}.num_projections", self.num_projections, "must be >= 1")
-        _check(self.num_knots >= 2, f"{prefix}.num_knots", self.num_knots, "must be >= 2")
-        _check(self.knot_max > 0.0, f"{prefix}.knot_max", self.knot_max, "must be > 0")
+        check_field(self.sigreg_weight >= 0.0, f"{prefix}.sigreg_weight", self.sigreg_weight, "must be >= 0")
+        check_field(self.num_projections >= 1, f"{prefix}.num_projections", self.num_projections, "must be >= 1")
+        check_field(self.num_knots >= 2, f"{prefix}.num_knots", self.num_knots, "must be >= 2")
+        check_field(self.knot_max > 0.0, f"{prefix}.knot_max", self.knot_max, "must be > 0")
 
 
 @dataclass
@@ -155,9 +159,9 @@ class DataConfig:
     """Name of the action column in the HDF5 file."""
 
     def validate(self, prefix: str = "data") -> None:
-        _check(self.num_preds >= 1, f"{prefix}.num_preds", self.num_preds, "must be >= 1")
-        _check(0.0 <= self.val_fraction < 1.0, f"{prefix}.val_fraction", self.val_fraction, "must be in [0, 1)")
-        _check(self.num_workers >= 0, f"{prefix}.num_workers", self.num_workers, "must be >= 0")
+        check_field(self.num_preds >= 1, f"{prefix}.num_preds", self.num_preds, "must be >= 1")
+        check_field(0.0 <= self.val_fraction < 1.0, f"{prefix}.val_fraction", self.val_fraction, "must be in [0, 1)")
+        check_field(self.num_workers >= 0, f"{prefix}.num_workers", self.num_workers, "must be >= 0")
 
 
 @dataclass
@@ -176,12 +180,12 @@ class OptimConfig:
     """Maximum global gradient norm (0 disables clipping)."""
 
     def validate(self, prefix: str = "optim") -> None:
-        _check(self.batch_size >= 1, f"{prefix}.batch_size", self.batch_size, "must be >= 1")
-        _check(self.lr > 0.0, f"{prefix}.lr", self.lr, "must be > 0")
-        _check(self.weight_decay >= 0.0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
-        _check(0.0 <= self.warmup_fraction < 1.0, f"{prefix}.warmup_fraction", self.warmup_fraction,
+        check_field(self.batch_size >= 1, f"{prefix}.batch_size", self.batch_size, "must be >= 1")
+        check_field(self.lr > 0.0, f"{prefix}.lr", self.lr, "must be > 0")
+        check_field(self.weight_decay >= 0.0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
+        check_field(0.0 <= self.warmup_fraction < 1.0, f"{prefix}.warmup_fraction", self.warmup_fraction,
                "must be in [0, 1)")
-        _check(self.grad_clip >= 0.0, f"{prefix}.grad_clip", self.grad_clip, "must be >= 0")
+        check_field(self.grad_clip >= 0.0, f"{prefix}.grad_clip", self.grad_clip, "must be >= 0")
 
 
 @dataclass
@@ -236,21 +240,21 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Check every field; raise a `LewmError` naming the first bad one."""
-        _check(self.preset in PRESETS, "preset", self.preset, f"must be one of {', '.join(PRESETS)}")
+        check_field(self.preset in PRESETS, "preset", self.preset, f"must be one of {', '.join(PRESETS)}")
         if self.steps is not None:
-            _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
+            check_field(self.steps >= 1, "steps", self.steps, "must be >= 1")
         if self.epochs is not None:
-            _check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
-        _check(self.steps is not None or self.epochs is not None, "epochs", self.epochs,
+            check_field(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
+        check_field(self.steps is not None or self.epochs is not None, "epochs", self.epochs,
                "steps and epochs cannot both be None")
-        _check(self.log_every >= 1, "log_every", self.log_every, "must be >= 1")
-        _check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "must be >= 1")
-        _check(self.max_val_batches >= 1, "max_val_batches", self.max_val_batches, "must be >= 1")
+        check_field(self.log_every >= 1, "log_every", self.log_every, "must be >= 1")
+        check_field(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "must be >= 1")
+        check_field(self.max_val_batches >= 1, "max_val_batches", self.max_val_batches, "must be >= 1")
         if self.threads is not None:
-            _check(self.threads >= 1, "threads", self.threads, "must be >= 1")
-        _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "device",
+            check_field(self.threads >= 1, "threads", self.threads, "must be >= 1")
+        check_field(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "device",
                self.device, "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
-        _check(self.precision in ("auto", "bf16", "fp32"), "precision", self.precision,
+        check_field(self.precision in ("auto", "bf16", "fp32"), "precision", self.precision,
                "must be 'auto', 'bf16' or 'fp32'")
         self.model.validate()
         self.objective.validate()

@@ -19,6 +19,7 @@ import torch
 from einops import rearrange
 from scipy.stats import binomtest
 
+from lewm.config import check_field, check_positive_ints
 from lewm.data import EpisodeFile, NormStats
 from lewm.envs import make
 from lewm.errors import LewmError
@@ -46,12 +47,8 @@ class EvalConfig:
     """Episodes recorded to the GIF."""
 
     def validate(self) -> None:
-        for name in ("episodes", "goal_offset", "budget"):
-            value = getattr(self, name)
-            if value < 1:
-                raise LewmError(f"eval: {name} = {value} is invalid: must be >= 1")
-        if self.split not in ("val", "all"):
-            raise LewmError(f"eval: split = {self.split!r} is invalid: use 'val' or 'all'")
+        check_positive_ints(self, ("episodes", "goal_offset", "budget"), prefix="", where="eval")
+        check_field(self.split in ("val", "all"), "split", self.split, "use 'val' or 'all'", where="eval")
         self.planner.validate("planner")
 
 

@@ -18,7 +18,7 @@ import torch
 from einops import rearrange, repeat
 from torch import Tensor
 
-from lewm.errors import LewmError
+from lewm.config import check_field, check_positive_ints
 
 RolloutFn = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 """(emb_history (B, h, D), action_blocks (B, H, K), past_blocks (B, h-1, K) | None) -> predictions (B, H, D)."""
@@ -51,14 +51,9 @@ class CEMConfig:
     """Floor on the sampling std (0 lets CEM converge fully)."""
 
     def validate(self, prefix: str = "planner") -> None:
-        for name in ("samples", "elites", "horizon", "iterations"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and value >= 1):
-                raise LewmError(f"config: {prefix}.{name} = {value!r} is invalid: must be an integer >= 1")
-        if self.elites > self.samples:
-            raise LewmError(f"config: {prefix}.elites = {self.elites} is invalid: must be <= samples {self.samples}")
-        if self.init_std <= 0:
-            raise LewmError(f"config: {prefix}.init_std = {self.init_std} is invalid: must be > 0")
+        check_positive_ints(self, ("samples", "elites", "horizon", "iterations"), prefix)
+        check_field(self.elites <= self.samples, f"{prefix}.elites", self.elites, f"must be <= samples {self.samples}")
+        check_field(self.init_std > 0, f"{prefix}.init_std", self.init_std, "must be > 0")
 
 
 @dataclass
