@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from lewm.data import EpisodeFile, split_episodes
+from lewm.envs import make
 from lewm.errors import LewmError
 from lewm.evaluation.protocol import EvalConfig, Rollouts, draw_pairs, run_planner, run_random, wilson_interval
 from lewm.runs import load_run
@@ -28,8 +29,6 @@ def evaluate(run_dir: Path, env_name: str, data_path: Path | None = None, config
     """Evaluate a trained run on `env_name`; returns (and writes) the eval.json dictionary."""
     config = config or EvalConfig()
     config.validate()
-    from lewm.envs import make
-
     make(env_name)  # an unknown environment fails here, before any model is loaded
     run = load_run(run_dir, device, checkpoint=checkpoint)
     data_path = Path(data_path or run.config.data_path)
