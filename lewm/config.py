@@ -279,7 +279,8 @@ def preset(name: str) -> TrainConfig:
                 projector_hidden=512,
                 action_hidden=256,
             ),
-            objective=ObjectiveConfig(sigreg_weight=0.1, num_projections=256),
+            # lambda 0.2 planned better than 0.1 on the demo's Two-Room data (84% vs 76%; 0.02: 16%)
+            objective=ObjectiveConfig(sigreg_weight=0.2, num_projections=256),
             optim=OptimConfig(batch_size=64, lr=1e-3, warmup_fraction=0.03),
             checkpoint_every=200,
         )
