@@ -72,6 +72,8 @@ class Rollouts:
     """(E,) bool: the success test held at some step."""
     steps_to_success: np.ndarray
     """(E,) steps taken until success (budget when never)."""
+    solved_at_start: np.ndarray
+    """(E,) bool: the start already passes the success test (a trivial pair)."""
     frames: list[list[np.ndarray]]
     """Observed frames of the first few episodes (for videos)."""
     goal_frames: list[np.ndarray] = field(default_factory=list)
@@ -114,12 +116,18 @@ def _reset_envs(env_name: str, pairs: Pairs, image_size: int, budget: int) -> tu
     return envs, np.stack(frames)  # E S S 3
 
 
+def _solved_at_start(envs: list[Any], pairs: Pairs) -> np.ndarray:
+    """(E,) bool: pairs whose start already passes the environment's success test."""
+    return np.array([env.unwrapped.is_success(start, goal)
+                     for env, start, goal in zip(envs, pairs.starts, pairs.goals, strict=True)])
+
+
 def run_random(env_name: str, pairs: Pairs, image_size: int, budget: int, seed: int, videos: int = 0) -> Rollouts:
     """Uniform random actions in the action space for `budget` steps, on the same pairs."""
     envs, first = _reset_envs(env_name, pairs, image_size, budget)
     rng = np.random.default_rng(seed + 1)
-    success = np.array([env.unwrapped.is_success(s, g) for env, s, g in zip(envs, pairs.starts, pairs.goals,
-                                                                           strict=True)])
+    solved = _solved_at_start(envs, pairs)
+    success = solved.copy()
     steps = np.where(success, 0, budget)
     recorded = [[first[i]] for i in range(min(videos, len(envs)))]
     for step in range(budget):
@@ -132,7 +140,7 @@ def run_random(env_name: str, pairs: Pairs, image_size: int, budget: int, seed: 
                 recorded[index].append(obs["pixels"])
             if info["success"]:
                 success[index], steps[index] = True, step + 1
-    return Rollouts(success=success, steps_to_success=steps, frames=recorded)
+    return Rollouts(success=success, steps_to_success=steps, solved_at_start=solved, frames=recorded)
 
 
 def _encode_frames(model: LeWM, frames: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -155,8 +163,8 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
     goal_emb = _encode_frames(model, goal_frames, device)  # E D
     emb_history = _encode_frames(model, frames, device)[:, None]  # E L=1 D
     block_history = torch.zeros(len(envs), 0, frameskip * action_dim, device=device)  # E L-1 K
-    success = np.array([env.unwrapped.is_success(s, g) for env, s, g in zip(envs, pairs.starts, pairs.goals,
-                                                                           strict=True)])
+    solved = _solved_at_start(envs, pairs)
+    success = solved.copy()
     steps_done = np.where(success, 0, config.budget)
     recorded = [[frames[i]] for i in range(min(config.videos, len(envs)))]
     plan_seconds: list[float] = []
@@ -193,5 +201,5 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
             block_history = torch.cat([block_history, blocks[:, block : block + 1]], dim=1)
             if step >= config.budget or success.all():
                 break
-    return Rollouts(success=success, steps_to_success=steps_done, frames=recorded,
+    return Rollouts(success=success, steps_to_success=steps_done, solved_at_start=solved, frames=recorded,
                     goal_frames=list(goal_frames[: len(recorded)]), plan_seconds=plan_seconds)
