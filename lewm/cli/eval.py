@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import tyro
 
-from lewm.evaluation import EvalConfig
+from lewm.evaluation import EvalConfig, default_eval_config
 
 
 @dataclass
@@ -28,7 +29,7 @@ class EvalArgs:
     checkpoint: str = "last.pt"
     """Checkpoint file in RUN_DIR/checkpoints (e.g. step_0000600.pt with --keep-step-checkpoints)."""
     protocol: Annotated[EvalConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=EvalConfig)
-    """Protocol and planner settings."""
+    """Protocol and planner settings (defaults: the paper's, per environment)."""
 
 
 def summary_lines(result: dict) -> list[str]:
@@ -43,8 +44,17 @@ def summary_lines(result: dict) -> list[str]:
     ]
 
 
+def parse_eval_args(argv: list[str]) -> EvalArgs:
+    """The environment's paper protocol (CEM 30 iterations on Push-T, 10 elsewhere), then every flag on top."""
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--env", default=EvalArgs.env)
+    known, _ = first.parse_known_args(argv)
+    default = EvalArgs(run=tyro.MISSING, env=known.env, protocol=default_eval_config(known.env))
+    return tyro.cli(EvalArgs, args=argv, prog="lewm eval", default=default)
+
+
 def main(argv: list[str]) -> int:
-    args = tyro.cli(EvalArgs, args=argv, prog="lewm eval")
+    args = parse_eval_args(argv)
     from lewm.evaluation import evaluate
 
     result = evaluate(args.run, args.env, data_path=args.data, config=args.protocol, device=args.device,

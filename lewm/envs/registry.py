@@ -1,4 +1,5 @@
-"""Environment names -> constructors: `make("two-room", image_size=64)`, and the gymnasium id lewm/TwoRoom-v0.
+"""Environment names -> constructors: `make("two-room", image_size=64)`, `make("pusht")`, and the gymnasium ids
+lewm/TwoRoom-v0 and lewm/PushT-v0.
 
 `make` returns the bare environment (no gymnasium wrappers) so that its state-setting API (`set_state`,
 `goal_observation` ...) is directly reachable; `gymnasium.make("lewm/TwoRoom-v0")` gives the wrapped one.
@@ -11,14 +12,16 @@ from typing import Any
 
 import gymnasium
 
+from lewm.envs.pusht import PushTEnv
 from lewm.envs.two_room import TwoRoomEnv
 from lewm.errors import LewmError
 
-ENV_NAMES: tuple[str, ...] = ("two-room",)
+ENV_NAMES: tuple[str, ...] = ("two-room", "pusht")
 """Canonical environment names, in the order error messages list them."""
-_ALIASES = {"two-room": "two-room", "tworoom": "two-room", "two_room": "two-room"}
-_CONSTRUCTORS: dict[str, Callable[..., gymnasium.Env]] = {"two-room": TwoRoomEnv}
-GYMNASIUM_IDS = {"two-room": "lewm/TwoRoom-v0"}
+_ALIASES = {"two-room": "two-room", "tworoom": "two-room", "two_room": "two-room", "pusht": "pusht",
+            "push-t": "pusht", "push_t": "pusht"}
+_CONSTRUCTORS: dict[str, Callable[..., gymnasium.Env]] = {"two-room": TwoRoomEnv, "pusht": PushTEnv}
+GYMNASIUM_IDS = {"two-room": "lewm/TwoRoom-v0", "pusht": "lewm/PushT-v0"}
 
 
 def canonical_name(name: str) -> str:

@@ -1,6 +1,15 @@
 """Evaluation under the paper's protocol, beside a random policy on the same start/goal pairs."""
 
 from lewm.evaluation.evaluate import evaluate
-from lewm.evaluation.protocol import EvalConfig, draw_pairs, run_planner, run_random, wilson_interval
+from lewm.evaluation.protocol import (
+    EvalConfig,
+    default_eval_config,
+    draw_pairs,
+    run_planner,
+    run_random,
+    wilson_interval,
+)
 
-__all__ = ["EvalConfig", "draw_pairs", "evaluate", "run_planner", "run_random", "wilson_interval"]
+__all__ = [
+    "EvalConfig", "default_eval_config", "draw_pairs", "evaluate", "run_planner", "run_random", "wilson_interval",
+]

@@ -19,7 +19,15 @@ import torch
 from lewm.data import EpisodeFile, split_episodes
 from lewm.envs import make
 from lewm.errors import LewmError
-from lewm.evaluation.protocol import EvalConfig, Rollouts, draw_pairs, run_planner, run_random, wilson_interval
+from lewm.evaluation.protocol import (
+    EvalConfig,
+    Rollouts,
+    default_eval_config,
+    draw_pairs,
+    run_planner,
+    run_random,
+    wilson_interval,
+)
 from lewm.runs import load_run
 from lewm.utils.io import atomic_write_text
 
@@ -27,9 +35,9 @@ from lewm.utils.io import atomic_write_text
 def evaluate(run_dir: Path, env_name: str, data_path: Path | None = None, config: EvalConfig | None = None,
              device: str = "cpu", out_dir: Path | None = None, checkpoint: str = "last.pt") -> dict[str, Any]:
     """Evaluate a trained run on `env_name`; returns (and writes) the eval.json dictionary."""
-    config = config or EvalConfig()
-    config.validate()
     make(env_name)  # an unknown environment fails here, before any model is loaded
+    config = config or default_eval_config(env_name)
+    config.validate()
     run = load_run(run_dir, device, checkpoint=checkpoint)
     data_path = Path(data_path or run.config.data_path)
     out_dir = Path(out_dir or Path(run_dir) / "eval")

@@ -52,6 +52,19 @@ class EvalConfig:
         self.planner.validate("planner")
 
 
+CEM_ITERATIONS = {"pusht": 30}
+"""CEM iterations per environment where the paper departs from 10 (30 on Push-T)."""
+
+
+def default_eval_config(env_name: str) -> EvalConfig:
+    """The paper protocol for an environment: 50 pairs, goal 25 steps ahead, budget 50, CEM 300 x 30 elites,
+    10 iterations (30 on Push-T)."""
+    from lewm.envs.registry import canonical_name
+
+    iterations = CEM_ITERATIONS.get(canonical_name(env_name), 10)
+    return EvalConfig(planner=CEMConfig(iterations=iterations))
+
+
 @dataclass
 class Pairs:
     """Start and goal states drawn from a dataset."""

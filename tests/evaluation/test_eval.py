@@ -99,3 +99,19 @@ def test_demo_pipeline_on_a_tiny_budget_then_reuses_its_stages(tmp_path: Path, t
     messages.clear()
     run_demo(out, plan, train_config=again, eval_config=eval_config, log=messages.append)
     assert messages[0].startswith("[1/3] reusing") and messages[1].startswith("[2/3] reusing")
+
+
+def test_protocol_defaults_follow_the_paper_per_environment() -> None:
+    from lewm.cli.eval import parse_eval_args
+    from lewm.evaluation import default_eval_config
+
+    assert default_eval_config("pusht").planner.iterations == 30  # paper: 30 on Push-T
+    assert default_eval_config("Push-T").planner.iterations == 30
+    assert default_eval_config("two-room").planner.iterations == 10  # 10 elsewhere
+    for env in ("pusht", "two-room"):
+        config = default_eval_config(env)
+        assert (config.episodes, config.goal_offset, config.budget) == (50, 25, 50)
+        assert (config.planner.samples, config.planner.elites, config.planner.horizon) == (300, 30, 5)
+    assert parse_eval_args(["--run", "r", "--env", "pusht"]).protocol.planner.iterations == 30
+    assert parse_eval_args(["--run", "r", "--env", "pusht", "--iterations", "7"]).protocol.planner.iterations == 7
+    assert parse_eval_args(["--run", "r"]).protocol.planner.iterations == 10
