@@ -1,7 +1,8 @@
-"""The one-command demo: collect Two-Room data, train LeWM on the CPU, plan towards goals, compare with random.
+"""The one-command demo: collect expert data, train LeWM on the CPU, plan towards goals, compare with random.
 
-Everything lands in one folder (default runs/demo):
-    tworoom_expert.h5       the collected episodes (community HDF5 layout)
+Two-Room by default (`lewm demo`), Push-T with `lewm demo --env pusht`. Everything lands in one folder
+(default runs/demo, runs/demo-pusht):
+    ENV_expert.h5           the collected episodes (community HDF5 layout)
     run/                    the training run (config.yaml, checkpoints/, metrics.jsonl, plots/)
     eval/                   eval.json, success.png, episodes.gif
     eval.json               eval/eval.json plus the minutes each stage took
@@ -18,7 +19,8 @@ from typing import Any
 
 from lewm.config import TrainConfig, preset
 from lewm.envs.collect import collect
-from lewm.evaluation import EvalConfig, evaluate
+from lewm.envs.registry import canonical_name
+from lewm.evaluation import EvalConfig, default_eval_config, evaluate
 from lewm.training import load_checkpoint, train
 from lewm.utils.io import atomic_write_text
 
@@ -34,20 +36,30 @@ class DemoPlan:
     image_size: int = 64
     """Side of the collected frames (the cpu preset's input size: no resizing)."""
     noise_std: float = 1.0
-    """Expert action noise (covers the action space while crossing rooms)."""
+    """Expert action noise (Two-Room: covers the action space while crossing rooms)."""
     eval_episodes: int = 50
     """Start/goal pairs evaluated (the paper's 50)."""
+    history: int = 1
+    """Frames of context the predictor sees (paper: 1 on Two-Room, 3 elsewhere)."""
 
 
-def demo_train_config(data: Path, run_dir: Path) -> TrainConfig:
-    """The cpu preset pointed at the demo's data, with history 1 as the paper uses for Two-Room.
+DEMO_PLANS = {
+    "two-room": DemoPlan(),
+    "pusht": DemoPlan(episodes=1000, noise_std=0.1, history=3),
+}
+"""Each environment's demo sizes (Push-T: more episodes, the scripted pusher's small noise, history 3)."""
+DATA_NAMES = {"two-room": "tworoom_expert.h5", "pusht": "pusht_expert.h5"}
 
-    Measured on 2 cores: 1500 steps take about 12 minutes and reach 84% success (lambda 0.2; 76% with the
-    paper's 0.1) against 16% for random actions; history 3 planned no better at 600 steps and costs 3x more
-    per plan (scripts/success_curve.py, docs/tworoom_cpu_curve.png).
+
+def demo_train_config(data: Path, run_dir: Path, plan: DemoPlan | None = None) -> TrainConfig:
+    """The cpu preset pointed at the demo's data, with the plan's history (Two-Room: 1, as the paper).
+
+    Measured on 2 cores (Two-Room): 1500 steps take about 12 minutes and reach 84% success (lambda 0.2; 76%
+    with the paper's 0.1) against 16% for random actions; history 3 planned no better at 600 steps and costs
+    3x more per plan (scripts/success_curve.py, docs/tworoom_cpu_curve.png).
     """
     config = preset("cpu")
-    config.model.history = 1
+    config.model.history = (plan or DemoPlan()).history
     config.data_path = data
     config.out = run_dir
     config.validate()
@@ -55,25 +67,26 @@ def demo_train_config(data: Path, run_dir: Path) -> TrainConfig:
 
 
 def run_demo(out: Path = Path("runs/demo"), plan: DemoPlan | None = None, train_config: TrainConfig | None = None,
-             eval_config: EvalConfig | None = None, log=print) -> dict[str, Any]:
+             eval_config: EvalConfig | None = None, log=print, env: str = "two-room") -> dict[str, Any]:
     """Collect -> train -> evaluate, reusing finished stages; returns eval.json plus the stage timings."""
-    plan = plan or DemoPlan()
+    env = canonical_name(env)
+    plan = plan or DEMO_PLANS[env]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
-    data = out / "tworoom_expert.h5"
+    data = out / DATA_NAMES[env]
     start = time.perf_counter()
     if data.exists():
         log(f"[1/3] reusing {data}")
     else:
-        log(f"[1/3] collecting {plan.episodes} expert Two-Room episodes -> {data}")
-        collect("two-room", "expert", plan.episodes, data, steps_per_episode=plan.steps_per_episode,
+        log(f"[1/3] collecting {plan.episodes} expert {env} episodes -> {data}")
+        collect(env, "expert", plan.episodes, data, steps_per_episode=plan.steps_per_episode,
                 image_size=plan.image_size, seed=0, noise_std=plan.noise_std)
     timings["collect_minutes"] = (time.perf_counter() - start) / 60
 
     run_dir = out / "run"
-    config = train_config or demo_train_config(data, run_dir)
+    config = train_config or demo_train_config(data, run_dir, plan)
     last = run_dir / "checkpoints" / "last.pt"
     start = time.perf_counter()
     if last.exists():
@@ -91,9 +104,11 @@ def run_demo(out: Path = Path("runs/demo"), plan: DemoPlan | None = None, train_
     timings["train_minutes"] = (time.perf_counter() - start) / 60
 
     start = time.perf_counter()
-    eval_config = eval_config or EvalConfig(episodes=plan.eval_episodes)
+    if eval_config is None:
+        eval_config = default_eval_config(env)
+        eval_config.episodes = plan.eval_episodes
     log(f"[3/3] planning towards {eval_config.episodes} goals 25 steps ahead (and a random policy on the same pairs)")
-    result = evaluate(run_dir, "two-room", data_path=data, config=eval_config, out_dir=out / "eval")
+    result = evaluate(run_dir, env, data_path=data, config=eval_config, out_dir=out / "eval")
     timings["eval_minutes"] = (time.perf_counter() - start) / 60
     result["timings"] = timings
     atomic_write_text(out / "eval.json", json.dumps(result, indent=1))

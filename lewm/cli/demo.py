@@ -1,4 +1,4 @@
-"""`lewm demo [--out runs/demo]`: collect -> train -> evaluate Two-Room on the CPU, then a short summary."""
+"""`lewm demo [--env two-room|pusht] [--out DIR]`: collect -> train -> evaluate on the CPU, then a summary."""
 
 from __future__ import annotations
 
@@ -10,12 +10,17 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     from lewm.cli.eval import summary_lines
     from lewm.demo import run_demo
+    from lewm.envs.registry import canonical_name
 
     parser = argparse.ArgumentParser(prog="lewm demo", description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for data, run and results")
+    parser.add_argument("--env", default="two-room", help="two-room (about 12 min on 2 cores) or pusht")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for data, run and results (default runs/demo, runs/demo-pusht)")
     args = parser.parse_args(argv)
+    env = canonical_name(args.env)
+    args.out = args.out or Path("runs/demo" if env == "two-room" else f"runs/demo-{env}")
     start = time.perf_counter()
-    result = run_demo(args.out)
+    result = run_demo(args.out, env=env)
     minutes = (time.perf_counter() - start) / 60
     print(f"\nLeWM demo finished in {minutes:.1f} min "
           + ", ".join(f"{k.removesuffix('_minutes')} {v:.1f}" for k, v in result["timings"].items()))

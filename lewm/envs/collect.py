@@ -214,8 +214,9 @@ def collect(
     workers = _positive_int("workers", workers)
     if compression not in (None, "gzip", "lzf"):
         raise LewmError(f"collect: compression = {compression!r} is invalid: use gzip, lzf or none")
-    # Two-Room simulates num_envs episodes at once (vectorised); Push-T steps one pymunk space per episode, so
-    # its batches only group work for the worker processes and stay small (frames of a batch travel at once).
+    # Two-Room simulates num_envs episodes at once (vectorised); Push-T simulates its episodes one after another
+    # (each from a fresh pymunk space), so its batches only group work for the worker processes and stay small
+    # (a batch's frames travel between processes at once).
     batch = num_envs if name == "two-room" else min(num_envs, 4)
 
     start_time = time.perf_counter()

@@ -63,6 +63,9 @@ class PushTGeometry:
     """Block angle error (wrapped) below which a state counts as reached."""
     decoration: tuple[float, float, float] = (256.0, 256.0, math.pi / 4)
     """Pose of the fixed green T drawn under every frame, as in the reference frames (not the goal)."""
+    position_margin: float = 64.0
+    """How far outside the world a state's positions may lie. The kinematic agent can squeeze a block pinned
+    against a wall a little through it (as in the reference), so reachable states can leave [0, 512] slightly."""
     agent_reset: tuple[float, float] = (50.0, 450.0)
     block_reset: tuple[float, float] = (100.0, 400.0)
 
@@ -142,6 +145,12 @@ class PushTPhysics:
 
     def __init__(self, geometry: PushTGeometry = DEFAULT_GEOMETRY):
         self.geometry = geometry
+        self._build()
+
+    def _build(self) -> None:
+        """A fresh space. Rebuilt on every `set_state`: pymunk keeps the contacts (and their impulses) of the
+        previous step across a teleport, which would let an old push move the block after a reset."""
+        geometry = self.geometry
         self.space = pymunk.Space()
         self.space.gravity = (0.0, 0.0)
         self.space.damping = 0.0  # no velocity survives a substep: the block moves only while pushed
@@ -164,17 +173,15 @@ class PushTPhysics:
         self.space.add(self.agent, agent_shape, self.block, *block_shapes)
 
     def set_state(self, state: np.ndarray) -> None:
-        """Place agent and block from a (5,) or (7,) state (velocity zero when absent)."""
+        """Place agent and block from a (5,) or (7,) state (velocity zero when absent), in a fresh space, so
+        that what follows depends on the state alone."""
         state = np.asarray(state, dtype=np.float64)
+        self._build()
         self.agent.position = (float(state[0]), float(state[1]))
         self.agent.velocity = (float(state[5]), float(state[6])) if len(state) >= STATE_DIM else (0.0, 0.0)
         # The angle first: setting it rotates the body about its centre of gravity, which moves the origin.
         self.block.angle = float(state[4])
         self.block.position = (float(state[2]), float(state[3]))
-        self.block.velocity = (0.0, 0.0)
-        self.block.angular_velocity = 0.0
-        self.space.reindex_shapes_for_body(self.agent)
-        self.space.reindex_shapes_for_body(self.block)
 
     def get_state(self) -> np.ndarray:
         """(7,) float64 state: agent xy, block xy, block angle mod 2 pi, agent velocity."""
@@ -328,8 +335,10 @@ def _check_state(name: str, value: Any, geometry: PushTGeometry) -> np.ndarray:
                         "(+ agent velocity)")
     if not np.isfinite(array).all():
         raise LewmError(f"pusht: {name} = {array.tolist()} is invalid: not finite")
-    if (array[:4] < 0).any() or (array[:4] > geometry.world).any():
-        raise LewmError(f"pusht: {name} = {array.tolist()} has a position outside the world [0, {geometry.world:g}]")
+    low, high = -geometry.position_margin, geometry.world + geometry.position_margin
+    if (array[:4] < low).any() or (array[:4] > high).any():
+        raise LewmError(f"pusht: {name} = {array.tolist()} has a position outside [{low:g}, {high:g}] (the world "
+                        f"[0, {geometry.world:g}] and a margin)")
     full = np.zeros(STATE_DIM)
     full[: array.size] = array
     full[4] %= 2 * np.pi

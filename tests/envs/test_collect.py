@@ -149,7 +149,7 @@ def test_cli_collects(tmp_path: Path, capsys) -> None:
     [
         (["--policy", "greedy"], "unknown policy 'greedy'"),
         (["--policy", "expert", "--episodes", "0"], "episodes = 0 is invalid"),
-        (["--policy", "expert", "--env", "pusht"], "unknown environment 'pusht'"),
+        (["--policy", "expert", "--env", "cube"], "unknown environment 'cube': choose one of two-room, pusht"),
         (["--policy", "expert", "--episodes", "two"], "invalid int value"),
         (["--policy", "expert", "--overwrite", "--append"], "not allowed with argument"),
     ],
