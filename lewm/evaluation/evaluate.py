@@ -82,10 +82,11 @@ def evaluate(run_dir: Path, env_name: str, data_path: Path | None = None, config
         },
         "per_episode": [
             {"row": int(row), "start": start.tolist(), "goal": goal.tolist(), "success": bool(ok),
-             "random_success": bool(rand_ok), "steps": int(steps)}
-            for row, start, goal, ok, rand_ok, steps in zip(
+             "random_success": bool(rand_ok), "steps": int(steps), "final_state": final.tolist(),
+             "random_final_state": random_final.tolist()}
+            for row, start, goal, ok, rand_ok, steps, final, random_final in zip(
                 pairs.rows, pairs.starts, pairs.goals, planned.success, random.success, planned.steps_to_success,
-                strict=True)
+                planned.final_states, random.final_states, strict=True)
         ],
     }
     out_dir.mkdir(parents=True, exist_ok=True)

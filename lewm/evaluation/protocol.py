@@ -93,6 +93,8 @@ class Rollouts:
     """Goal frames of the recorded episodes."""
     plan_seconds: list[float] = field(default_factory=list)
     """Wall time of each batched planning call."""
+    final_states: np.ndarray | None = None
+    """(E, S) states at the end of each episode (at success, or when the budget ran out)."""
 
 
 def draw_pairs(data: EpisodeFile, episodes: np.ndarray, count: int, goal_offset: int, seed: int,
@@ -135,6 +137,10 @@ def _solved_at_start(envs: list[Any], pairs: Pairs) -> np.ndarray:
                      for env, start, goal in zip(envs, pairs.starts, pairs.goals, strict=True)])
 
 
+def _final_states(envs: list[Any]) -> np.ndarray:
+    return np.stack([env.unwrapped.get_state() for env in envs]).astype(np.float64)  # E S
+
+
 def run_random(env_name: str, pairs: Pairs, image_size: int, budget: int, seed: int, videos: int = 0) -> Rollouts:
     """Uniform random actions in the action space for `budget` steps, on the same pairs."""
     envs, first = _reset_envs(env_name, pairs, image_size, budget)
@@ -153,7 +159,8 @@ def run_random(env_name: str, pairs: Pairs, image_size: int, budget: int, seed: 
                 recorded[index].append(obs["pixels"])
             if info["success"]:
                 success[index], steps[index] = True, step + 1
-    return Rollouts(success=success, steps_to_success=steps, solved_at_start=solved, frames=recorded)
+    return Rollouts(success=success, steps_to_success=steps, solved_at_start=solved, frames=recorded,
+                    final_states=_final_states(envs))
 
 
 def _encode_frames(model: LeWM, frames: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -215,4 +222,5 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
             if step >= config.budget or success.all():
                 break
     return Rollouts(success=success, steps_to_success=steps_done, solved_at_start=solved, frames=recorded,
-                    goal_frames=list(goal_frames[: len(recorded)]), plan_seconds=plan_seconds)
+                    goal_frames=list(goal_frames[: len(recorded)]), plan_seconds=plan_seconds,
+                    final_states=_final_states(envs))

@@ -51,6 +51,14 @@ def test_lewm_eval_writes_results_plot_and_video(tiny_run: tuple[Path, Path], ca
         states = file.dataset("state")
         for episode in result["per_episode"]:
             np.testing.assert_allclose(states[episode["row"] + 25], episode["goal"], atol=1e-4)
+    # the final state of every episode passes the success test exactly when the episode succeeded (episodes stop
+    # at success), for the planner and for the random policy
+    from lewm.envs.two_room import is_success
+
+    for episode in result["per_episode"]:
+        assert bool(is_success(np.array(episode["final_state"]), np.array(episode["goal"]))) == episode["success"]
+        assert bool(is_success(np.array(episode["random_final_state"]), np.array(episode["goal"]))) == \
+            episode["random_success"]
     assert (run_dir / "eval" / "success.png").stat().st_size > 5_000
     assert (run_dir / "eval" / "episodes.gif").stat().st_size > 5_000
 
@@ -115,3 +123,20 @@ def test_protocol_defaults_follow_the_paper_per_environment() -> None:
     assert parse_eval_args(["--run", "r", "--env", "pusht"]).protocol.planner.iterations == 30
     assert parse_eval_args(["--run", "r", "--env", "pusht", "--iterations", "7"]).protocol.planner.iterations == 7
     assert parse_eval_args(["--run", "r"]).protocol.planner.iterations == 10
+
+
+def test_pusht_demo_pipeline_on_a_tiny_budget(tmp_path: Path, tiny_config) -> None:
+    from lewm.demo import DEMO_PLANS, demo_train_config
+
+    assert demo_train_config(tmp_path / "d.h5", tmp_path / "r", DEMO_PLANS["pusht"]).model.history == 3
+    assert demo_train_config(tmp_path / "d.h5", tmp_path / "r", DEMO_PLANS["two-room"]).model.history == 1
+    out = tmp_path / "demo-pusht"
+    plan = DemoPlan(episodes=6, steps_per_episode=40, image_size=32, eval_episodes=3, noise_std=0.1, history=3)
+    eval_config = EvalConfig(episodes=3, videos=1, planner=CEMConfig(samples=8, elites=2, iterations=1))
+    messages: list[str] = []
+    config = tiny_config(out / "pusht_expert.h5", out / "run", steps=4)
+    result = run_demo(out, plan, train_config=config, eval_config=eval_config, log=messages.append, env="Push-T")
+    assert messages[0] == f"[1/3] collecting 6 expert pusht episodes -> {out / 'pusht_expert.h5'}"
+    assert result["protocol"]["env"] == "pusht" and result["episodes"] == 3
+    assert len(result["per_episode"][0]["final_state"]) == 7  # Push-T states: agent, block pose, agent velocity
+    assert (out / "eval" / "episodes.gif").exists()
