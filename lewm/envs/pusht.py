@@ -29,6 +29,7 @@ import numpy as np
 import pymunk
 from gymnasium import spaces
 
+from lewm.envs.checks import check_action, check_env_arguments, reset_options
 from lewm.errors import LewmError
 
 STATE_DIM = 7
@@ -358,14 +359,8 @@ class PushTEnv(gymnasium.Env):
 
     def __init__(self, image_size: int = 224, max_episode_steps: int = 300, render_mode: str | None = "rgb_array",
                  geometry: PushTGeometry = DEFAULT_GEOMETRY):
-        if not isinstance(image_size, (int, np.integer)) or isinstance(image_size, bool) or image_size < 1:
-            raise LewmError(f"pusht: image_size = {image_size!r} is invalid: must be an integer >= 1")
-        if not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1:
-            raise LewmError(f"pusht: max_episode_steps = {max_episode_steps!r} is invalid: must be an integer >= 1")
-        if render_mode not in (None, "rgb_array"):
-            raise LewmError(f"pusht: render_mode = {render_mode!r} is invalid: must be 'rgb_array' or None")
-        self.image_size = int(image_size)
-        self.max_episode_steps = int(max_episode_steps)
+        self.image_size, self.max_episode_steps = check_env_arguments("pusht", image_size, max_episode_steps,
+                                                                      render_mode)
         self.render_mode = render_mode
         self.geometry = geometry
         size = self.image_size
@@ -422,30 +417,20 @@ class PushTEnv(gymnasium.Env):
               options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Draw start and goal as the reference resets do; options may impose either."""
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - {"state", "goal_state"}
-        if unknown:
-            raise LewmError(f"pusht: reset option {sorted(unknown)[0]!r} is unknown: use 'state' or 'goal_state'")
-        if options.get("state") is not None:
-            self.set_state(options["state"])
+        state, goal_state = reset_options("pusht", options)
+        if state is not None:
+            self.set_state(state)
         else:
             self.physics.set_state(sample_states(self.np_random, 1, self.geometry)[0])
-        if options.get("goal_state") is not None:
-            self.set_goal_state(options["goal_state"])
+        if goal_state is not None:
+            self.set_goal_state(goal_state)
         else:
             self._goal = sample_states(self.np_random, 1, self.geometry)[0]
         self._steps = 0
         return self._observation(), self._info()
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        try:
-            array = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise LewmError(f"pusht: action = {action!r} is invalid: expected 2 numbers") from error
-        if array.shape != (2,):
-            raise LewmError(f"pusht: action has shape {tuple(array.shape)}, expected (2,)")
-        if not np.isfinite(array).all():
-            raise LewmError(f"pusht: action = {array.tolist()} is invalid: not finite")
+        array = check_action("pusht", action)
         self.physics.step(np.clip(array, -1.0, 1.0))
         self._steps += 1
         info = self._info()
