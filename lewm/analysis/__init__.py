@@ -1,1 +1,1 @@
-"""Science tools: collapse diagnostics (probing, surprise and straightness follow)."""
+"""Science tools: collapse diagnostics and probing (surprise and straightness follow)."""

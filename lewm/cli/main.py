@@ -11,7 +11,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("lewm.cli.collect", "simulate episodes with a random or expert policy into an HDF5 episode file"),
     "train": ("lewm.cli.train", "train a LeWM world model on an HDF5 episode file"),
     "eval": ("lewm.cli.eval", "plan towards goals under the paper protocol, beside a random policy"),
-    "demo": ("lewm.cli.demo", "collect Two-Room data, train on the CPU and evaluate, in one command"),
+    "demo": ("lewm.cli.demo", "collect data, train on the CPU and evaluate, in one command (two-room, pusht)"),
+    "probe": ("lewm.cli.probe", "fit linear and MLP probes from frozen embeddings to physical quantities"),
     "params": ("lewm.cli.params", "print a preset's parameter counts per component"),
 }
 """Command name -> (module with `main(argv) -> int`, summary). Modules are imported only when run, so

@@ -1,0 +1,155 @@
+"""Probing: how much of a physical quantity can be read back from frozen frame embeddings (REFERENCE 8).
+
+Frames of held-out episodes are encoded by a trained run's encoder + projector (eval mode, no gradients), and
+linear (ridge) and small MLP probes (scikit-learn) are fitted on the embeddings of training episodes to predict
+a target column (`proprio`, `state`, or a slice such as `state[0:2]`). Targets are z-scored with the training
+episodes' statistics, so the reported MSE is in units of the target's standard deviation (REFERENCE's LeWM
+Two-Room figure: MSE 0.008, Pearson r 0.996). Episodes, never frames, are split, so a probe is never tested on
+frames adjacent to ones it was fitted on.
+
+Shapes: N frames, D embedding dim, K target dims.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from einops import rearrange
+from scipy.stats import pearsonr
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Ridge
+from sklearn.neural_network import MLPRegressor
+
+from lewm.data import EpisodeFile
+from lewm.errors import LewmError
+from lewm.model import LeWM
+from lewm.runs import load_run
+
+_TARGET = re.compile(r"^(?P<column>[A-Za-z_][\w/]*)(\[(?P<start>\d*)(?P<colon>:?)(?P<stop>\d*)\])?$")
+
+
+@dataclass
+class ProbeConfig:
+    """How probes are fitted."""
+
+    max_frames: int = 20_000
+    """Frames sampled (uniformly, seeded) from the file; all of them when the file is smaller."""
+    test_fraction: float = 0.2
+    """Share of episodes held out for testing."""
+    seed: int = 0
+    """Seed of the episode split, the frame sample and the MLP's initialisation."""
+    ridge_alpha: float = 1e-3
+    """L2 penalty of the linear probe (on z-scored embeddings)."""
+    mlp_hidden: int = 256
+    """Width of the MLP probe's two hidden layers."""
+    mlp_epochs: int = 200
+    """Maximum training epochs of the MLP probe (early stopping on a 10% validation split)."""
+    batch_size: int = 256
+    """Frames encoded at once."""
+
+
+def parse_target(target: str) -> tuple[str, slice]:
+    """'state' -> ('state', all dims); 'state[0:2]' -> dims 0-1; 'state[4]' -> dim 4."""
+    match = _TARGET.match(target.strip())
+    if match is None:
+        raise LewmError(f"probe: target {target!r} is invalid: use a column name, optionally with [i] or [i:j]")
+    column, start, colon, stop = match["column"], match["start"], match["colon"], match["stop"]
+    if match.group(2) is None:
+        return column, slice(None)
+    if not colon:
+        if not start:
+            raise LewmError(f"probe: target {target!r} is invalid: empty index")
+        return column, slice(int(start), int(start) + 1)
+    return column, slice(int(start) if start else None, int(stop) if stop else None)
+
+
+def _encode(model: LeWM, frames: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, D) float64 embeddings."""
+    out = []
+    with torch.inference_mode():
+        for begin in range(0, len(frames), batch_size):
+            pixels = torch.from_numpy(frames[begin : begin + batch_size]).to(device)
+            pixels = rearrange(pixels, "n h w c -> n 1 c h w")  # N T=1 3 H W
+            out.append(model.encode(pixels)[:, 0].double().cpu().numpy())  # N D
+    return np.concatenate(out)
+
+
+def _scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """MSE and Pearson r overall (mean over dims) and per target dim; inputs (N, K), z-scored."""
+    per_r = [float(pearsonr(predicted[:, k], truth[:, k]).statistic) if truth[:, k].std() > 0 else float("nan")
+             for k in range(truth.shape[1])]
+    per_mse = ((predicted - truth) ** 2).mean(axis=0)
+    return {"mse": float(per_mse.mean()), "r": float(np.nanmean(per_r)), "mse_per_dim": per_mse.tolist(),
+            "r_per_dim": per_r}
+
+
+def probe(run_dir: Path, targets: list[str], data_path: Path | None = None, config: ProbeConfig | None = None,
+          device: str = "cpu") -> dict[str, Any]:
+    """Fit linear and MLP probes from a run's frozen embeddings to each target; returns
+    {target: {"linear": {"mse", "r", ...}, "mlp": {...}, "dims": K}, "_meta": {...}}."""
+    config = config or ProbeConfig()
+    run = load_run(run_dir, device)
+    data_path = Path(data_path or run.config.data_path)
+    with EpisodeFile(data_path, pixels_key=run.config.data.pixels_key,
+                     action_key=run.config.data.action_key) as data:
+        columns = {}
+        for target in targets:
+            column, dims = parse_target(target)
+            if column not in data.columns:
+                raise LewmError(f"{data_path}: no column {column!r} to probe (columns: {', '.join(data.columns)})")
+            values = data.dataset(column)
+            width = int(np.prod(values.shape[1:], dtype=np.int64))
+            picked = np.arange(width)[dims]
+            if picked.size == 0:
+                raise LewmError(f"probe: target {target!r} selects no dimension of {column!r} ({width} dims)")
+            columns[target] = (column, picked)
+        if data.num_episodes < 2:
+            raise LewmError(f"{data_path}: {data.num_episodes} episode(s): probing needs at least 2 (train and test "
+                            "episodes are kept apart)")
+        rng = np.random.default_rng(config.seed)
+        episodes = rng.permutation(data.num_episodes)
+        held = max(1, int(round(config.test_fraction * data.num_episodes)))
+        test_eps, train_eps = np.sort(episodes[:held]), np.sort(episodes[held:])
+        rows = np.arange(data.num_rows)
+        if len(rows) > config.max_frames:
+            rows = np.sort(rng.choice(rows, size=config.max_frames, replace=False))
+        episode_of = np.searchsorted(data.ep_offset, rows, side="right") - 1  # N
+        is_test = np.isin(episode_of, test_eps)
+        if is_test.all() or not is_test.any():
+            raise LewmError(f"{data_path}: too few frames to split into train and test episodes")
+        frames = data.dataset(run.config.data.pixels_key)[rows]  # N H W 3 (rows sorted: one h5py read)
+        embeddings = _encode(run.model, frames, config.batch_size, torch.device(device))  # N D
+        raw_targets = {t: np.asarray(data.dataset(c)[rows], dtype=np.float64).reshape(len(rows), -1)[:, picked]
+                       for t, (c, picked) in columns.items()}
+
+    mean, std = embeddings[~is_test].mean(0), embeddings[~is_test].std(0) + 1e-8
+    inputs = (embeddings - mean) / std
+    results: dict[str, Any] = {}
+    for target, values in raw_targets.items():
+        valid = np.isfinite(values).all(axis=1)
+        train, test = ~is_test & valid, is_test & valid
+        t_mean, t_std = values[train].mean(0), values[train].std(0) + 1e-8
+        scaled = (values - t_mean) / t_std  # N K
+        fit_targets = scaled[train] if scaled.shape[1] > 1 else scaled[train, 0]  # sklearn wants (N,) for one dim
+        linear = Ridge(alpha=config.ridge_alpha).fit(inputs[train], fit_targets)
+        mlp = MLPRegressor(hidden_layer_sizes=(config.mlp_hidden, config.mlp_hidden), max_iter=config.mlp_epochs,
+                           early_stopping=True, random_state=config.seed)
+        with warnings.catch_warnings():  # stopping at mlp_epochs before convergence is the intended budget
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mlp.fit(inputs[train], fit_targets)
+        results[target] = {
+            "linear": _scores(linear.predict(inputs[test]).reshape(-1, scaled.shape[1]), scaled[test]),
+            "mlp": _scores(mlp.predict(inputs[test]).reshape(-1, scaled.shape[1]), scaled[test]),
+            "dims": int(scaled.shape[1]),
+        }
+    results["_meta"] = {"run": str(run_dir), "data": str(data_path), "checkpoint_step": run.step,
+                        "train_frames": int((~is_test).sum()), "test_frames": int(is_test.sum()),
+                        "train_episodes": len(train_eps), "test_episodes": len(test_eps),
+                        "mse_units": "z-scored target (train-episode mean/std)"}
+    return results
