@@ -1,8 +1,10 @@
-"""Collapse diagnostics of a batch of embeddings: per-dimension spread and effective rank."""
+"""Diagnostics of a batch of embeddings, logged while training: per-dimension spread and effective rank
+(collapse), and the temporal straightness of clips."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -29,3 +31,11 @@ def embedding_std(embeddings: Tensor) -> float:
 def collapse_diagnostics(embeddings: Tensor) -> dict[str, float]:
     """Both diagnostics of (N, D) embeddings, by name."""
     return {"effective_rank": effective_rank(embeddings), "embedding_std": embedding_std(embeddings)}
+
+
+def temporal_straightness(embeddings: Tensor) -> float | None:
+    """Mean cosine between consecutive latent velocities of (B, T, D) embeddings; None when T < 3."""
+    if embeddings.shape[1] < 3:
+        return None
+    velocity = embeddings[:, 1:].float() - embeddings[:, :-1].float()  # B T-1 D
+    return float(F.cosine_similarity(velocity[:, 1:], velocity[:, :-1], dim=-1).mean())

@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("lewm.cli.eval", "plan towards goals under the paper protocol, beside a random policy"),
     "demo": ("lewm.cli.demo", "collect data, train on the CPU and evaluate, in one command (two-room, pusht)"),
     "probe": ("lewm.cli.probe", "fit linear and MLP probes from frozen embeddings to physical quantities"),
+    "straightness": ("lewm.cli.straightness", "mean cosine of consecutive latent velocities along episodes"),
     "params": ("lewm.cli.params", "print a preset's parameter counts per component"),
 }
 """Command name -> (module with `main(argv) -> int`, summary). Modules are imported only when run, so
@@ -21,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     lines = ["usage: lewm COMMAND [ARGS]", "", "commands:"]
-    lines += [f"  {name:<10} {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += [f"  {name:<13} {summary}" for name, (_, summary) in COMMANDS.items()]
     lines += ["", "run 'lewm COMMAND --help' for a command's options"]
     return "\n".join(lines)
 

@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
-from lewm.analysis.collapse import collapse_diagnostics
+from lewm.analysis.collapse import collapse_diagnostics, temporal_straightness
 from lewm.config import TrainConfig, save_yaml, to_dict
 from lewm.data import ClipDataset, EpisodeFile, NormStats, compute_stats, split_episodes
 from lewm.errors import LewmError
@@ -379,6 +379,9 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
                     values = {key: float(value.detach()) for key, value in terms.items()}
                     values["grad_norm"] = float(grad_norm)
                     values.update(collapse_diagnostics(emb.detach().flatten(0, 1)))  # (B*T, D)
+                    straight = temporal_straightness(emb.detach())  # over the clip's T frames
+                    if straight is not None:
+                        values["straightness"] = straight
                     values = mean_over_ranks(values, info)
                     elapsed = time.perf_counter() - window_start
                     row = {"split": "train", "step": step, "epoch": step / steps_per_epoch,
