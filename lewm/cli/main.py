@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("lewm.cli.demo", "collect data, train on the CPU and evaluate, in one command (two-room, pusht)"),
     "probe": ("lewm.cli.probe", "fit linear and MLP probes from frozen embeddings to physical quantities"),
     "straightness": ("lewm.cli.straightness", "mean cosine of consecutive latent velocities along episodes"),
+    "surprise": ("lewm.cli.surprise", "violation of expectation: surprise at a teleport vs a colour change"),
     "params": ("lewm.cli.params", "print a preset's parameter counts per component"),
 }
 """Command name -> (module with `main(argv) -> int`, summary). Modules are imported only when run, so

@@ -297,7 +297,8 @@ def _background(size: int, geometry: PushTGeometry) -> np.ndarray:
     return image
 
 
-def render_frames(states: Any, size: int = 224, geometry: PushTGeometry = DEFAULT_GEOMETRY) -> np.ndarray:
+def render_frames(states: Any, size: int = 224, geometry: PushTGeometry = DEFAULT_GEOMETRY,
+                  block_color: tuple[int, int, int] = BLOCK_COLOR) -> np.ndarray:
     """(N, >= 5) states -> (N, S, S, 3) uint8 frames, deterministic, drawn directly at side S.
 
     White table, the fixed green T, the grey block, the blue agent on top; each pixel's colour blends by the
@@ -316,7 +317,7 @@ def render_frames(states: Any, size: int = 224, geometry: PushTGeometry = DEFAUL
     frames = np.empty((len(states), size, size, 3), dtype=np.uint8)
     for index, state in enumerate(states):
         image = background.copy()
-        _paint_t(image, state[2:5], BLOCK_COLOR, geometry)
+        _paint_t(image, state[2:5], block_color, geometry)
         _paint_disc(image, state[0:2], geometry.agent_radius, AGENT_COLOR, geometry)
         frames[index] = np.rint(image).astype(np.uint8)
     return frames

@@ -252,6 +252,7 @@ def render_frames(
     size: int = 224,
     target: np.ndarray | None = None,
     geometry: TwoRoomGeometry = DEFAULT_GEOMETRY,
+    agent_color: tuple[float, float, float] = AGENT_COLOR,
 ) -> np.ndarray:
     """(N, 2) agent xy -> (N, S, S, 3) uint8 frames, drawn directly at side S (no resize), deterministic.
 
@@ -277,7 +278,7 @@ def render_frames(
         if target_xy.shape[0] != n:
             raise LewmError(f"render_frames: target has {target_xy.shape[0]} rows but agent has {n}")
         _draw_blobs(frames, target_xy.astype(np.float32), TARGET_COLOR, geometry)
-    _draw_blobs(frames, agent_xy, AGENT_COLOR, geometry)
+    _draw_blobs(frames, agent_xy, agent_color, geometry)
     return frames
 
 

@@ -1,0 +1,152 @@
+"""Violation of expectation (REFERENCE 8): surprise = error of the predicted next embedding, around an event.
+
+For held-out episodes of a run's data, three versions of the same trajectory are rendered from its stored
+states, frames a frameskip apart, with the stored actions:
+  control   the trajectory as it happened;
+  teleport  from the event frame on, the moving object jumps (Two-Room: the agent; Push-T: the block) by a
+            fixed displacement and carries on from there — physically impossible;
+  colour    from the event frame on, the same object is drawn in another colour — visually new, physically
+            the same.
+Surprise at frame t is || predict(z_{t-h..t-1}, actions) - z_t ||^2 with the run's own history h. A paired
+one-sided t-test (scipy) compares each perturbation with the control at the event frame, over episodes; the
+effect size is Cohen's d_z (mean paired difference / its standard deviation).
+
+Shapes: E episodes, T frames, D embedding dim, K action block width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from einops import rearrange
+from scipy.stats import ttest_rel
+
+from lewm.data import EpisodeFile, split_episodes
+from lewm.envs import pusht, two_room
+from lewm.envs.registry import canonical_name
+from lewm.errors import LewmError
+from lewm.model import LeWM
+from lewm.runs import load_run
+
+KINDS = ("control", "teleport", "colour")
+TELEPORT = {"two-room": 60.0, "pusht": 120.0}
+"""Jump of the perturbed object (world units): about a third of the free area."""
+
+
+def _perturbed_states(env: str, states: np.ndarray, event: int) -> np.ndarray:
+    """(E, T, S) states with the object moved by a fixed jump from frame `event` on (towards the centre)."""
+    moved = states.copy()
+    columns = slice(0, 2) if env == "two-room" else slice(2, 4)
+    centre = 112.0 if env == "two-room" else 256.0
+    position = states[:, event, columns]  # E 2
+    direction = np.where(position < centre, 1.0, -1.0)  # jump towards the middle, so it stays in the arena
+    moved[:, event:, columns] += TELEPORT[env] * direction[:, None, :]
+    low, high = (21.0, 203.0) if env == "two-room" else (0.0, 512.0)  # stay on the canvas
+    moved[:, event:, columns] = np.clip(moved[:, event:, columns], low, high)
+    return moved
+
+
+def _renderer(env: str, size: int) -> Callable[[np.ndarray, bool], np.ndarray]:
+    """render(states (T, S), recolour) -> (T, size, size, 3) frames of the environment."""
+    if env == "two-room":
+        return lambda states, recolour: two_room.render_frames(
+            states[:, :2], size, agent_color=(0.0, 0.0, 255.0) if recolour else two_room.AGENT_COLOR)
+    return lambda states, recolour: pusht.render_frames(
+        states, size, block_color=(230, 120, 30) if recolour else pusht.BLOCK_COLOR)
+
+
+def _surprise(model: LeWM, frames: torch.Tensor, blocks: torch.Tensor) -> np.ndarray:
+    """(E, T, 3, H, W) frames and (E, T-1, K) action blocks -> (E, T) surprise (NaN at t = 0)."""
+    history = model.config.history
+    emb = model.encode(frames)  # E T D
+    out = np.full(emb.shape[:2], np.nan)
+    for t in range(1, emb.shape[1]):
+        first = max(0, t - history)
+        predicted = model.rollout(emb[:, first:t], blocks[:, t - 1 : t], blocks[:, first : t - 1])[:, 0]  # E D
+        out[:, t] = ((predicted - emb[:, t]) ** 2).sum(-1).cpu().numpy()
+    return out
+
+
+def surprise(run_dir: Path, env: str, data_path: Path | None = None, episodes: int = 32, frames: int = 12,
+             event: int = 6, device: str = "cpu") -> dict[str, Any]:
+    """Surprise curves and paired tests for teleport and colour perturbations; returns the JSON dictionary."""
+    env = canonical_name(env)
+    run = load_run(run_dir, device)
+    model, config = run.model, run.config
+    frameskip = config.model.frameskip
+    if not 1 <= event < frames:
+        raise LewmError(f"surprise: event = {event} must lie in [1, frames - 1 = {frames - 1}]")
+    data_path = Path(data_path or config.data_path)
+    span = (frames - 1) * frameskip + 1
+    with EpisodeFile(data_path, pixels_key=config.data.pixels_key, action_key=config.data.action_key) as data:
+        if "state" not in data.columns:
+            raise LewmError(f"{data_path}: no 'state' column: surprise re-renders trajectories from their states")
+        train_eps, val_eps = split_episodes(data.num_episodes, config.data.val_fraction, config.seed)
+        pool = np.concatenate([val_eps, train_eps])  # held-out episodes first
+        chosen = [e for e in pool if data.ep_len[e] >= span][:episodes]
+        if len(chosen) < 3:
+            raise LewmError(f"{data_path}: {len(chosen)} episode(s) have the {span} steps that {frames} frames "
+                            f"{frameskip} steps apart need; a paired test needs at least 3")
+        state_column, action_column = data.dataset("state"), data.dataset(config.data.action_key)
+        states = np.stack([state_column[data.ep_offset[e] : data.ep_offset[e] + span : frameskip] for e in chosen])
+        actions = np.stack([action_column[data.ep_offset[e] : data.ep_offset[e] + span - 1] for e in chosen])
+        size = data.image_shape[0]
+    states = states.astype(np.float64)  # E T S
+    actions = np.nan_to_num(np.asarray(run.stats.normalize(config.data.action_key, actions), dtype=np.float32))
+    blocks = torch.from_numpy(rearrange(actions, "e (t f) a -> e t (f a)", f=frameskip)).to(device)  # E T-1 K
+
+    render = _renderer(env, size)
+    versions = {"control": (states, False), "teleport": (_perturbed_states(env, states, event), False),
+                "colour": (states, True)}
+    curves = {}
+    with torch.inference_mode():
+        for kind, (kind_states, recolour) in versions.items():
+            pixels = np.stack([
+                np.concatenate([render(episode[:event], False), render(episode[event:], recolour)])
+                for episode in kind_states
+            ])  # E T H W 3
+            tensor = rearrange(torch.from_numpy(pixels).to(device), "e t h w c -> e t c h w")
+            curves[kind] = _surprise(model, tensor, blocks)  # E T
+
+    result: dict[str, Any] = {"env": env, "run": str(run_dir), "data": str(data_path), "episodes": len(chosen),
+                              "frames": frames, "event": event, "frameskip": frameskip,
+                              # frame 0 has no prediction: its entry is None
+                              "mean_curve": {kind: [None, *curve[:, 1:].mean(axis=0).tolist()]
+                                             for kind, curve in curves.items()}}
+    control = curves["control"][:, event]
+    for kind in ("teleport", "colour"):
+        difference = curves[kind][:, event] - control
+        test = ttest_rel(curves[kind][:, event], control, alternative="greater")
+        spread = difference.std(ddof=1)
+        result[kind] = {"p_value": float(test.pvalue), "effect_size": float(difference.mean() / spread)
+                        if spread > 0 else float("inf") * np.sign(difference.mean()), "n": len(chosen),
+                        "mean_surprise": float(curves[kind][:, event].mean()),
+                        "control_mean_surprise": float(control.mean())}
+    return result
+
+
+def plot_surprise(result: dict[str, Any], path: Path) -> Path:
+    """Mean surprise over time for control, teleport and colour, the event marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    steps = np.arange(result["frames"])
+    for kind, colour in zip(KINDS, ("tab:gray", "tab:red", "tab:blue"), strict=True):
+        label = kind if kind == "control" else f"{kind} (p = {result[kind]['p_value']:.2g})"
+        axis.plot(steps[1:], result["mean_curve"][kind][1:], marker="o", color=colour, label=label)
+    axis.axvline(result["event"], color="black", linestyle="--", linewidth=1)
+    axis.set_xlabel(f"frame ({result['frameskip']} env steps apart)")
+    axis.set_ylabel("surprise ||pred - z||^2")
+    axis.set_title(f"violation of expectation, {result['env']}, {result['episodes']} episodes")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
