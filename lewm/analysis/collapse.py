@@ -29,8 +29,10 @@ def embedding_std(embeddings: Tensor) -> float:
 
 
 def collapse_diagnostics(embeddings: Tensor) -> dict[str, float]:
-    """Both diagnostics of (N, D) embeddings, by name."""
-    return {"effective_rank": effective_rank(embeddings), "embedding_std": embedding_std(embeddings)}
+    """The diagnostics of (N, D) embeddings, by name: effective rank, mean per-dimension std, and the smallest
+    per-dimension std (a single collapsing dimension shows there before it moves the mean)."""
+    return {"effective_rank": effective_rank(embeddings), "embedding_std": embedding_std(embeddings),
+            "embedding_std_min": float(embeddings.float().std(dim=0).min())}
 
 
 def temporal_straightness(embeddings: Tensor) -> float | None:
