@@ -1,4 +1,4 @@
-"""lewm probe: linear and MLP probes from frozen embeddings, on a Two-Room model trained inside the test."""
+"""lewm probe: linear and MLP probes from frozen embeddings, on a Two-Room model trained inside the tests."""
 
 from __future__ import annotations
 
@@ -13,19 +13,8 @@ from lewm.analysis.probe import ProbeConfig, parse_target, probe
 from lewm.cli.main import run
 from lewm.envs.collect import collect
 from lewm.errors import LewmError
-from lewm.training import train
 
 FAST = ProbeConfig(max_frames=1500, mlp_hidden=64, mlp_epochs=60)
-
-
-@pytest.fixture(scope="module")
-def tworoom_run(tmp_path_factory: pytest.TempPathFactory, tiny_config) -> tuple[Path, Path]:
-    """Two-Room data (30 episodes x 60 steps, 32 px) and a tiny model trained on it for 300 steps."""
-    folder = tmp_path_factory.mktemp("probe")
-    data = folder / "tworoom.h5"
-    collect("two-room", "expert", 30, data, steps_per_episode=60, image_size=32, seed=0, progress=False)
-    train(tiny_config(data, folder / "run", steps=300))
-    return data, folder / "run"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ import torch
 from lewm.analysis.collapse import temporal_straightness
 from lewm.cli.main import run
 from lewm.envs.collect import collect
-from lewm.training import train
 
 
 def test_straight_lines_score_one_zigzags_minus_one_noise_near_zero() -> None:
@@ -27,25 +26,16 @@ def test_straight_lines_score_one_zigzags_minus_one_noise_near_zero() -> None:
     assert temporal_straightness(torch.randn(4, 2, 8)) is None  # two frames: one velocity, nothing to compare
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_config) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("straight")
-    data = folder / "tworoom.h5"
-    collect("two-room", "expert", 12, data, steps_per_episode=40, image_size=32, seed=0, progress=False)
-    train(tiny_config(data, folder / "run", steps=10))
-    return data, folder / "run"
-
-
-def test_training_logs_straightness_with_the_collapse_diagnostics(tiny_run) -> None:
-    _, run_dir = tiny_run
+def test_training_logs_straightness_with_the_collapse_diagnostics(tworoom_run) -> None:
+    _, run_dir = tworoom_run
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train_rows = [row for row in rows if row["split"] == "train"]
     assert train_rows and all(-1 <= row["straightness"] <= 1 for row in train_rows)
     assert all({"effective_rank", "embedding_std", "sigreg"} <= set(row) for row in train_rows)
 
 
-def test_command_prints_and_writes_json(tiny_run, tmp_path: Path, capsys) -> None:
-    _, run_dir = tiny_run
+def test_command_prints_and_writes_json(tworoom_run, tmp_path: Path, capsys) -> None:
+    _, run_dir = tworoom_run
     out = tmp_path / "s.json"
     assert run(["straightness", "--run", str(run_dir), "--episodes", "3", "--json", str(out)]) == 0
     assert "straightness" in capsys.readouterr().out
@@ -53,8 +43,8 @@ def test_command_prints_and_writes_json(tiny_run, tmp_path: Path, capsys) -> Non
     assert -1 <= result["straightness"] <= 1 and result["episodes"] >= 1 and result["stride"] == 5
 
 
-def test_missing_run_and_too_short_episodes_are_one_line(tiny_run, tmp_path: Path, capsys) -> None:
-    _, run_dir = tiny_run
+def test_missing_run_and_too_short_episodes_are_one_line(tworoom_run, tmp_path: Path, capsys) -> None:
+    _, run_dir = tworoom_run
     assert run(["straightness", "--run", str(tmp_path / "nope")]) == 2
     assert "run directory does not exist" in capsys.readouterr().err
     short = tmp_path / "short.h5"

@@ -7,22 +7,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 
 from lewm.analysis.surprise import _perturbed_states, surprise
 from lewm.cli.main import run
-from lewm.envs.collect import collect
-from lewm.training import train
-
-
-@pytest.fixture(scope="module")
-def tworoom_run(tmp_path_factory: pytest.TempPathFactory, tiny_config) -> tuple[Path, Path]:
-    """Two-Room data (30 episodes x 70 steps, 32 px) and a tiny model trained on it for 300 steps."""
-    folder = tmp_path_factory.mktemp("surprise")
-    data = folder / "tworoom.h5"
-    collect("two-room", "expert", 30, data, steps_per_episode=70, image_size=32, seed=0, progress=False)
-    train(tiny_config(data, folder / "run", steps=300))
-    return data, folder / "run"
 
 
 def test_teleport_moves_the_object_from_the_event_on_and_stays_on_the_canvas() -> None:
