@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from einops import rearrange
 
 from lewm.config import TrainConfig, from_dict
 from lewm.data import NormStats
@@ -48,3 +50,17 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu", checkpoint: str 
     model.to(device).eval()
     return LoadedRun(run_dir=run_dir, model=model, config=config, stats=NormStats.from_dict(state["stats"]),
                      step=int(state["step"]))
+
+
+@torch.inference_mode()
+def encode_frames(model: LeWM, frames: np.ndarray, device: str | torch.device = "cpu",
+                  batch_size: int | None = None) -> torch.Tensor:
+    """(N, H, W, 3) uint8 frames -> (N, D) embeddings on `device`, `batch_size` frames at a time (all at once
+    when None): the one path from stored or rendered frames to embeddings for planning and analysis."""
+    step = batch_size or max(len(frames), 1)
+    out = []
+    for begin in range(0, len(frames), step):
+        pixels = torch.from_numpy(np.ascontiguousarray(frames[begin : begin + step])).to(device)
+        pixels = rearrange(pixels, "n h w c -> n 1 c h w")  # N T=1 3 H W
+        out.append(model.encode(pixels)[:, 0])  # N D
+    return torch.cat(out)

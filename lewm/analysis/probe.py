@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from einops import rearrange
 from scipy.stats import pearsonr
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
@@ -28,8 +26,7 @@ from sklearn.neural_network import MLPRegressor
 
 from lewm.data import EpisodeFile
 from lewm.errors import LewmError
-from lewm.model import LeWM
-from lewm.runs import load_run
+from lewm.runs import encode_frames, load_run
 
 _TARGET = re.compile(r"^(?P<column>[A-Za-z_][\w/]*)(\[(?P<start>\d*)(?P<colon>:?)(?P<stop>\d*)\])?$")
 
@@ -67,17 +64,6 @@ def parse_target(target: str) -> tuple[str, slice]:
             raise LewmError(f"probe: target {target!r} is invalid: empty index")
         return column, slice(int(start), int(start) + 1)
     return column, slice(int(start) if start else None, int(stop) if stop else None)
-
-
-def _encode(model: LeWM, frames: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, D) float64 embeddings."""
-    out = []
-    with torch.inference_mode():
-        for begin in range(0, len(frames), batch_size):
-            pixels = torch.from_numpy(frames[begin : begin + batch_size]).to(device)
-            pixels = rearrange(pixels, "n h w c -> n 1 c h w")  # N T=1 3 H W
-            out.append(model.encode(pixels)[:, 0].double().cpu().numpy())  # N D
-    return np.concatenate(out)
 
 
 def _scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
@@ -124,7 +110,7 @@ def probe(run_dir: Path, targets: list[str], data_path: Path | None = None, conf
         if is_test.all() or not is_test.any():
             raise LewmError(f"{data_path}: too few frames to split into train and test episodes")
         frames = data.dataset(run.config.data.pixels_key)[rows]  # N H W 3 (rows sorted: one h5py read)
-        embeddings = _encode(run.model, frames, config.batch_size, torch.device(device))  # N D
+        embeddings = encode_frames(run.model, frames, device, config.batch_size).double().cpu().numpy()  # N D
         raw_targets = {t: np.asarray(data.dataset(c)[rows], dtype=np.float64).reshape(len(rows), -1)[:, picked]
                        for t, (c, picked) in columns.items()}
 

@@ -25,6 +25,7 @@ from lewm.envs import make
 from lewm.errors import LewmError
 from lewm.model import LeWM
 from lewm.planning import CEMConfig, CEMPlanner
+from lewm.runs import encode_frames
 
 
 @dataclass
@@ -163,13 +164,6 @@ def run_random(env_name: str, pairs: Pairs, image_size: int, budget: int, seed: 
                     final_states=_final_states(envs))
 
 
-def _encode_frames(model: LeWM, frames: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(E, S, S, 3) uint8 frames -> (E, D) embeddings."""
-    pixels = torch.from_numpy(frames).to(device)
-    pixels = rearrange(pixels, "e h w c -> e 1 c h w")  # E T=1 3 H W
-    return model.encode(pixels)[:, 0]  # E D
-
-
 @torch.inference_mode()
 def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, image_size: int, config: EvalConfig,
                 device: torch.device, action_key: str = "action") -> Rollouts:
@@ -180,8 +174,8 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
     generator = torch.Generator(device=device).manual_seed(config.seed)
     envs, frames = _reset_envs(env_name, pairs, image_size, config.budget)
     goal_frames = np.stack([env.unwrapped.goal_observation() for env in envs])  # E S S 3
-    goal_emb = _encode_frames(model, goal_frames, device)  # E D
-    emb_history = _encode_frames(model, frames, device)[:, None]  # E L=1 D
+    goal_emb = encode_frames(model, goal_frames, device)  # E D
+    emb_history = encode_frames(model, frames, device)[:, None]  # E L=1 D
     block_history = torch.zeros(len(envs), 0, frameskip * action_dim, device=device)  # E L-1 K
     solved = _solved_at_start(envs, pairs)
     success = solved.copy()
@@ -217,7 +211,7 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
                     if info["success"]:
                         success[index], steps_done[index] = True, step + 1
                 step += 1
-            emb_history = torch.cat([emb_history, _encode_frames(model, frames, device)[:, None]], dim=1)
+            emb_history = torch.cat([emb_history, encode_frames(model, frames, device)[:, None]], dim=1)
             block_history = torch.cat([block_history, blocks[:, block : block + 1]], dim=1)
             if step >= config.budget or success.all():
                 break
