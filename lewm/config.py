@@ -124,9 +124,33 @@ class ModelConfig:
 
 
 @dataclass
-class ObjectiveConfig:
-    """The LeWM objective: pred_loss + sigreg_weight * sigreg."""
+class PLDMConfig:
+    """Coefficients of the PLDM baseline objective (REFERENCE section 9: the LeWM authors' Push-T grid search)."""
 
+    variance: float = 18.0
+    """alpha: hinge keeping each dimension's std across the batch above 1."""
+    covariance: float = 12.0
+    """beta: off-diagonal covariance across the batch."""
+    time_similarity: float = 0.2
+    """gamma: squared distance between consecutive embeddings of a clip."""
+    time_variance: float = 0.7
+    """zeta: std hinge across the frames of each clip."""
+    time_covariance: float = 0.0
+    """nu: off-diagonal covariance across the frames of each clip."""
+    inverse_dynamics: float = 0.0
+    """mu: MSE of a small head predicting the action block from two consecutive embeddings."""
+
+    def validate(self, prefix: str = "objective.pldm") -> None:
+        for name, value in dataclasses.asdict(self).items():
+            check_field(value >= 0.0, f"{prefix}.{name}", value, "must be >= 0")
+
+
+@dataclass
+class ObjectiveConfig:
+    """The training objective: LeWM (pred_loss + sigreg_weight * sigreg) or the PLDM baseline."""
+
+    kind: Literal["lewm", "pldm"] = "lewm"
+    """'lewm' (prediction + lambda * SIGReg) or 'pldm' (prediction + six VICReg-style terms); `--objective pldm`."""
     sigreg_weight: float = 0.1
     """lambda, the only loss hyper-parameter (paper 0.1; reference config 0.09)."""
     num_projections: int = 1024
@@ -135,12 +159,16 @@ class ObjectiveConfig:
     """Knots of the characteristic-function integral on [0, knot_max]."""
     knot_max: float = 3.0
     """Upper end of the integration interval."""
+    pldm: PLDMConfig = field(default_factory=PLDMConfig)
+    """PLDM coefficients (used when kind = 'pldm')."""
 
     def validate(self, prefix: str = "objective") -> None:
+        check_field(self.kind in ("lewm", "pldm"), f"{prefix}.kind", self.kind, "must be 'lewm' or 'pldm'")
         check_field(self.sigreg_weight >= 0.0, f"{prefix}.sigreg_weight", self.sigreg_weight, "must be >= 0")
         check_field(self.num_projections >= 1, f"{prefix}.num_projections", self.num_projections, "must be >= 1")
         check_field(self.num_knots >= 2, f"{prefix}.num_knots", self.num_knots, "must be >= 2")
         check_field(self.knot_max > 0.0, f"{prefix}.knot_max", self.knot_max, "must be > 0")
+        self.pldm.validate(f"{prefix}.pldm")
 
 
 @dataclass
@@ -220,6 +248,8 @@ class TrainConfig:
     """Write checkpoints/last.pt every this many steps (and at every epoch end and at the end)."""
     keep_step_checkpoints: bool = False
     """Also keep checkpoints/step_XXXXXXX.pt copies."""
+    val_every: int | None = None
+    """Also validate every this many steps (validation always runs at each epoch end and at the end)."""
     max_val_batches: int = 50
     """Upper bound on validation batches per evaluation (keeps validation short on big datasets)."""
     threads: int | None = None
@@ -249,6 +279,8 @@ class TrainConfig:
                "steps and epochs cannot both be None")
         check_field(self.log_every >= 1, "log_every", self.log_every, "must be >= 1")
         check_field(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "must be >= 1")
+        if self.val_every is not None:
+            check_field(self.val_every >= 1, "val_every", self.val_every, "must be >= 1 or None")
         check_field(self.max_val_batches >= 1, "max_val_batches", self.max_val_batches, "must be >= 1")
         if self.threads is not None:
             check_field(self.threads >= 1, "threads", self.threads, "must be >= 1")
@@ -354,6 +386,7 @@ _NESTED: dict[tuple[str, str], type] = {
     ("TrainConfig", "optim"): OptimConfig,
     ("ModelConfig", "encoder"): EncoderConfig,
     ("ModelConfig", "predictor"): PredictorConfig,
+    ("ObjectiveConfig", "pldm"): PLDMConfig,
 }
 
 

@@ -1,11 +1,17 @@
 """Diagnostics of a batch of embeddings, logged while training: per-dimension spread and effective rank
-(collapse), and the temporal straightness of clips."""
+(collapse), and the temporal straightness of clips and of whole episodes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor
+
+from lewm.data import EpisodeFile
 
 
 def effective_rank(embeddings: Tensor) -> float:
@@ -41,3 +47,20 @@ def temporal_straightness(embeddings: Tensor) -> float | None:
         return None
     velocity = embeddings[:, 1:].float() - embeddings[:, :-1].float()  # B T-1 D
     return float(F.cosine_similarity(velocity[:, 1:], velocity[:, :-1], dim=-1).mean())
+
+
+@torch.inference_mode()
+def episode_straightness(model: torch.nn.Module, data: EpisodeFile, episodes: Sequence[int], stride: int,
+                         pixels_key: str = "pixels", device: str | torch.device = "cpu") -> list[float]:
+    """Straightness of each episode long enough for three frames `stride` steps apart (frames every `stride`
+    steps; the model must have `encode((B, T, 3, H, W) uint8) -> (B, T, D)`); shorter episodes are skipped."""
+    pixels = data.dataset(pixels_key)
+    values = []
+    for episode in episodes:
+        if data.ep_len[episode] < 2 * stride + 1:
+            continue
+        rows = data.ep_offset[episode] + np.arange(0, data.ep_len[episode], stride)
+        frames = torch.from_numpy(np.stack([pixels[r] for r in rows])).to(device)
+        frames = rearrange(frames, "t h w c -> 1 t c h w")  # B=1 T 3 H W
+        values.append(temporal_straightness(model.encode(frames)))
+    return values

@@ -49,6 +49,8 @@ class ProbeConfig:
     """Maximum training epochs of the MLP probe (early stopping on a 10% validation split)."""
     batch_size: int = 256
     """Frames encoded at once."""
+    fit_mlp: bool = True
+    """Also fit the MLP probe (the lambda search scores with the linear one alone)."""
 
 
 def parse_target(target: str) -> tuple[str, slice]:
@@ -124,16 +126,17 @@ def probe(run_dir: Path, targets: list[str], data_path: Path | None = None, conf
         scaled = (values - t_mean) / t_std  # N K
         fit_targets = scaled[train] if scaled.shape[1] > 1 else scaled[train, 0]  # sklearn wants (N,) for one dim
         linear = Ridge(alpha=config.ridge_alpha).fit(inputs[train], fit_targets)
-        mlp = MLPRegressor(hidden_layer_sizes=(config.mlp_hidden, config.mlp_hidden), max_iter=config.mlp_epochs,
-                           early_stopping=True, random_state=config.seed)
-        with warnings.catch_warnings():  # stopping at mlp_epochs before convergence is the intended budget
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            mlp.fit(inputs[train], fit_targets)
         results[target] = {
             "linear": _scores(linear.predict(inputs[test]).reshape(-1, scaled.shape[1]), scaled[test]),
-            "mlp": _scores(mlp.predict(inputs[test]).reshape(-1, scaled.shape[1]), scaled[test]),
             "dims": int(scaled.shape[1]),
         }
+        if config.fit_mlp:
+            mlp = MLPRegressor(hidden_layer_sizes=(config.mlp_hidden, config.mlp_hidden),
+                               max_iter=config.mlp_epochs, early_stopping=True, random_state=config.seed)
+            with warnings.catch_warnings():  # stopping at mlp_epochs before convergence is the intended budget
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                mlp.fit(inputs[train], fit_targets)
+            results[target]["mlp"] = _scores(mlp.predict(inputs[test]).reshape(-1, scaled.shape[1]), scaled[test])
     results["_meta"] = {"run": str(run_dir), "data": str(data_path), "checkpoint_step": run.step,
                         "train_frames": int((~is_test).sum()), "test_frames": int(is_test.sum()),
                         "train_episodes": len(train_eps), "test_episodes": len(test_eps),

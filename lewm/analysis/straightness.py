@@ -2,7 +2,8 @@
 
 For embeddings z_0..z_{T-1} of consecutive frames, the latent velocities v_t = z_{t+1} - z_t of neighbouring
 steps are compared by cosine similarity; straightness is the mean of cos(v_t, v_{t+1}) over all t and all
-trajectories (1 = straight lines, 0 = uncorrelated turns). The trainer logs it on every logged batch, and
+trajectories (1 = straight lines, 0 = uncorrelated turns). The trainer logs it on every logged batch (clips of
+3+ frames) and at every validation (whole validation episodes), and
 `straightness(run_dir)` measures it along whole held-out episodes.
 
 Shapes: B trajectories, T frames, D embedding dim.
@@ -14,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from einops import rearrange
 
-from lewm.analysis.collapse import temporal_straightness
+from lewm.analysis.collapse import episode_straightness
 from lewm.data import EpisodeFile, split_episodes
 from lewm.errors import LewmError
 from lewm.runs import load_run
@@ -34,17 +33,9 @@ def straightness(run_dir: Path, data_path: Path | None = None, episodes: int = 3
                      action_key=run.config.data.action_key) as data:
         train_eps, val_eps = split_episodes(data.num_episodes, run.config.data.val_fraction, run.config.seed)
         chosen = (val_eps if len(val_eps) else train_eps)[:episodes]
-        long_enough = [e for e in chosen if data.ep_len[e] >= 2 * stride + 1]
-        if not long_enough:
-            raise LewmError(f"{data_path}: no episode has the {2 * stride + 1} steps that three frames "
-                            f"{stride} steps apart need")
-        pixels = data.dataset(run.config.data.pixels_key)
-        values = []
-        with torch.inference_mode():
-            for episode in long_enough:
-                rows = data.ep_offset[episode] + np.arange(0, data.ep_len[episode], stride)
-                frames = torch.from_numpy(np.stack([pixels[r] for r in rows])).to(device)
-                frames = rearrange(frames, "t h w c -> 1 t c h w")  # B=1 T 3 H W
-                values.append(temporal_straightness(run.model.encode(frames)))
+        values = episode_straightness(run.model, data, chosen, stride, run.config.data.pixels_key, device)
+    if not values:
+        raise LewmError(f"{data_path}: no episode has the {2 * stride + 1} steps that three frames "
+                        f"{stride} steps apart need")
     return {"straightness": float(np.mean(values)), "episodes": len(values), "stride": stride,
             "run": str(run_dir), "data": str(data_path), "checkpoint_step": run.step}

@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("lewm.cli.probe", "fit linear and MLP probes from frozen embeddings to physical quantities"),
     "straightness": ("lewm.cli.straightness", "mean cosine of consecutive latent velocities along episodes"),
     "surprise": ("lewm.cli.surprise", "violation of expectation: surprise at a teleport vs a colour change"),
+    "lambda-search": ("lewm.cli.lambda_search", "tune lambda by bisection on probe r or planning success"),
     "params": ("lewm.cli.params", "print a preset's parameter counts per component"),
 }
 """Command name -> (module with `main(argv) -> int`, summary). Modules are imported only when run, so

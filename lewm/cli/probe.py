@@ -41,8 +41,10 @@ def main(argv: list[str]) -> int:
           f"(fitted on {meta['train_frames']} frames of {meta['train_episodes']}); MSE in target std units")
     for target, scores in result.items():
         if target != "_meta":
-            print(f"  {target:14s} linear: MSE {scores['linear']['mse']:.4f} r {scores['linear']['r']:.3f}   "
-                  f"MLP: MSE {scores['mlp']['mse']:.4f} r {scores['mlp']['r']:.3f}")
+            line = f"  {target:14s} linear: MSE {scores['linear']['mse']:.4f} r {scores['linear']['r']:.3f}"
+            if "mlp" in scores:
+                line += f"   MLP: MSE {scores['mlp']['mse']:.4f} r {scores['mlp']['r']:.3f}"
+            print(line)
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(result, indent=1))
         print(f"written to {args.json}")

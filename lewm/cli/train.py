@@ -10,11 +10,26 @@ import tyro
 from lewm.config import PRESETS, TrainConfig, load_train_config, preset
 from lewm.errors import LewmError
 
-USAGE = "lewm train --data FILE.h5 --out RUN_DIR [--preset paper|cpu|tiny] [--steps N | --epochs N] [--resume]"
+USAGE = ("lewm train --data FILE.h5 --out RUN_DIR [--preset paper|cpu|tiny] [--steps N | --epochs N] "
+         "[--objective lewm|pldm] [--resume]")
+
+
+def _objective_shorthand(argv: list[str]) -> list[str]:
+    """`--objective pldm` (and `--objective=pldm`) is short for `--objective.kind pldm`."""
+    out = []
+    for index, arg in enumerate(argv):
+        if arg.startswith("--objective="):
+            out.append("--objective.kind=" + arg.split("=", 1)[1])
+        elif arg == "--objective" and index + 1 < len(argv) and not argv[index + 1].startswith("-"):
+            out.append("--objective.kind")
+        else:
+            out.append(arg)
+    return out
 
 
 def parse_train_config(argv: list[str]) -> TrainConfig:
     """Start from the preset (or, with --resume, the run's own config.yaml) and apply every flag on top."""
+    argv = _objective_shorthand(argv)
     first = argparse.ArgumentParser(add_help=False)
     first.add_argument("--preset", default=None)
     first.add_argument("--out", default=None)

@@ -29,12 +29,13 @@ class LeWMObjective(nn.Module):
         self.num_preds = num_preds
         self.sigreg = SIGReg(num_projections, num_knots, knot_max)
 
-    def forward(self, emb: Tensor, pred: Tensor, seed: int) -> dict[str, Tensor]:
+    def forward(self, emb: Tensor, pred: Tensor, seed: int, actions: Tensor | None = None) -> dict[str, Tensor]:
         """Loss terms for one batch of clips.
 
         emb: (B, T, D) projected embeddings of all T = history + num_preds frames.
         pred: (B, h, D) predictions from the first h = history frames; position t targets frame t + num_preds.
         seed: chooses SIGReg's random directions for this step (the same on every rank).
+        actions: unused (LeWM has no action term); accepted so every objective is called the same way.
         """
         context = pred.shape[1]
         if emb.shape[1] < context + self.num_preds:

@@ -39,8 +39,16 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+LOSS_TERMS = ("loss", "pred_loss", "sigreg", "variance", "covariance", "time_similarity", "time_variance",
+              "time_covariance", "inverse_dynamics")
+"""Loss terms any objective may log, in the order they are drawn (missing or all-zero ones are skipped)."""
+DIAGNOSTICS = ("effective_rank", "embedding_std", "embedding_std_min", "straightness")
+"""Collapse and geometry diagnostics logged during training, drawn in plots/diagnostics.png."""
+
+
 def plot_metrics(metrics_path: Path, plots_dir: Path) -> list[Path]:
-    """Draw the loss terms (train and validation) and the learning rate against the step; returns the files."""
+    """Draw plots/loss.png (loss terms, train and validation, and the learning rate) and plots/diagnostics.png
+    (effective rank, per-dimension std, temporal straightness) against the step; returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,25 +59,30 @@ def plot_metrics(metrics_path: Path, plots_dir: Path) -> list[Path]:
     val = [row for row in rows if row.get("split") == "val"]
     if not train:
         return []
-    terms = [key for key in ("loss", "pred_loss", "sigreg") if key in train[0]]
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
-    figure, axes = plt.subplots(1, len(terms) + 1, figsize=(4.2 * (len(terms) + 1), 3.4))
-    for axis, term in zip(axes, terms, strict=False):
-        axis.plot([row["step"] for row in train], [row[term] for row in train], label="train", lw=1)
-        points = [(row["step"], row[term]) for row in val if term in row and math.isfinite(row[term])]
-        if points:
-            axis.plot(*zip(*points, strict=True), "o-", label="val", ms=3)
-        axis.set_title(term)
-        axis.set_xlabel("step")
-        if all(row[term] > 0 for row in train):
-            axis.set_yscale("log")
-        axis.legend()
-    axes[-1].plot([row["step"] for row in train], [row.get("lr", float("nan")) for row in train])
-    axes[-1].set_title("learning rate")
-    axes[-1].set_xlabel("step")
-    figure.tight_layout()
-    out = plots_dir / "loss.png"
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-    return [out]
+    steps = [row["step"] for row in train]
+    written = []
+    panels = [("loss", [t for t in LOSS_TERMS if any(row.get(t, 0.0) != 0.0 for row in train)] + ["lr"]),
+              ("diagnostics", [t for t in DIAGNOSTICS if any(t in row for row in train)])]
+    for name, terms in panels:
+        if not terms:
+            continue
+        figure, axes = plt.subplots(1, len(terms), figsize=(4.2 * len(terms), 3.4), squeeze=False)
+        for axis, term in zip(axes[0], terms, strict=True):
+            values = [row.get(term, float("nan")) for row in train]
+            axis.plot(steps, values, label="train", lw=1)
+            points = [(row["step"], row[term]) for row in val if term in row and math.isfinite(row[term])]
+            if points:
+                axis.plot(*zip(*points, strict=True), "o-", label="val", ms=3)
+                axis.legend()
+            axis.set_title("learning rate" if term == "lr" else term)
+            axis.set_xlabel("step")
+            if name == "loss" and term != "lr" and all(value > 0 for value in values):
+                axis.set_yscale("log")
+        figure.tight_layout()
+        out = plots_dir / f"{name}.png"
+        figure.savefig(out, dpi=110)
+        plt.close(figure)
+        written.append(out)
+    return written

@@ -8,6 +8,7 @@ alone writes the run directory:
     RUN_DIR/checkpoints/last.pt  model, optimiser, scheduler, step, RNG states (atomic: temp file + rename)
     RUN_DIR/metrics.jsonl        one JSON line per logged step (train) and per validation (val)
     RUN_DIR/plots/loss.png       loss terms and learning rate against the step
+    RUN_DIR/plots/diagnostics.png  effective rank, per-dimension std and temporal straightness against the step
 
 Resuming (`resume=True`) restores everything in last.pt and replays the data order from the same seed, so an
 interrupted run ends with the same parameters as an uninterrupted one. SIGINT/SIGTERM stop the loop at the next
@@ -34,16 +35,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
-from lewm.analysis.collapse import collapse_diagnostics, temporal_straightness
+from lewm.analysis.collapse import collapse_diagnostics, episode_straightness, temporal_straightness
 from lewm.config import TrainConfig, save_yaml, to_dict
 from lewm.data import ClipDataset, EpisodeFile, NormStats, compute_stats, split_episodes
 from lewm.errors import LewmError
 from lewm.model import LeWM
-from lewm.objectives import LeWMObjective
+from lewm.objectives import LeWMObjective, PLDMObjective
 from lewm.training.checkpoint import load_checkpoint, save_checkpoint
 from lewm.training.distributed import DistInfo, mean_over_ranks, setup_distributed, teardown_distributed
 from lewm.training.metrics import MetricsLog, plot_metrics
 from lewm.utils.io import atomic_write_text
+
+VAL_STRAIGHTNESS_EPISODES = 16
+"""Validation episodes whose whole-episode straightness is logged at every validation (cheap, and the curve
+exists even when clips are too short, as with history 1)."""
 
 EXTRA_COLUMNS = ("proprio", "state")
 """Float columns whose statistics are stored with the run for planning and probing (when the file has them)."""
@@ -197,9 +202,10 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
 
 
 @torch.no_grad()
-def _validate(model: torch.nn.Module, objective: LeWMObjective, dataset: ClipDataset | None, batch: int,
+def _validate(model: torch.nn.Module, objective: torch.nn.Module, dataset: ClipDataset | None, batch: int,
               config: TrainConfig, info: DistInfo) -> dict[str, float]:
-    """Mean loss terms over at most max_val_batches validation batches, in eval mode, fixed SIGReg directions."""
+    """Mean loss terms over at most max_val_batches validation batches, in eval mode, fixed SIGReg directions,
+    and the temporal straightness of up to VAL_STRAIGHTNESS_EPISODES whole validation episodes."""
     if dataset is None:
         return {}
     per_rank = min(batch, len(dataset) // info.world_size)
@@ -217,14 +223,49 @@ def _validate(model: torch.nn.Module, objective: LeWMObjective, dataset: ClipDat
         clip = _to_device(clip, info.device)
         with _autocast(config, info.device):
             emb, pred = model(clip["pixels"], clip["action"])
-        terms = objective(emb, pred, seed=_sigreg_seed(config.seed, index))
+        terms = objective(emb, pred, seed=_sigreg_seed(config.seed, index), actions=clip["action"])
         for key, value in terms.items():
             totals[key] = totals.get(key, 0.0) + float(value)
         count += 1
-    model.train(was_training)
     if count == 0:
+        model.train(was_training)
         return {}
-    return mean_over_ranks({key: value / count for key, value in totals.items()}, info)
+    means = {key: value / count for key, value in totals.items()}
+    with EpisodeFile(config.data_path, pixels_key=config.data.pixels_key, action_key=config.data.action_key) as file:
+        episodes = dataset.episodes[:VAL_STRAIGHTNESS_EPISODES]
+        with _autocast(config, info.device):
+            values = episode_straightness(model, file, episodes, config.model.frameskip, config.data.pixels_key,
+                                          info.device)
+    if values:
+        means["straightness"] = float(np.mean(values))
+    model.train(was_training)
+    return mean_over_ranks(means, info)
+
+
+def build_objective(config: TrainConfig) -> torch.nn.Module:
+    """The objective `config.objective.kind` names, with the run's settings."""
+    settings = config.objective
+    if settings.kind == "pldm":
+        pldm = settings.pldm
+        return PLDMObjective(
+            variance_weight=pldm.variance, covariance_weight=pldm.covariance,
+            time_similarity_weight=pldm.time_similarity, time_variance_weight=pldm.time_variance,
+            time_covariance_weight=pldm.time_covariance, inverse_dynamics_weight=pldm.inverse_dynamics,
+            embed_dim=config.model.embed_dim, action_block_dim=config.model.action_block_dim,
+            num_preds=config.data.num_preds,
+        )
+    return LeWMObjective(
+        sigreg_weight=settings.sigreg_weight, num_projections=settings.num_projections,
+        num_knots=settings.num_knots, knot_max=settings.knot_max, num_preds=config.data.num_preds,
+    )
+
+
+def _average_gradients(parameters: list[torch.nn.Parameter], world_size: int) -> None:
+    """All-reduce and average the gradients of parameters DDP does not manage."""
+    for parameter in parameters:
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world_size
 
 
 def train(config: TrainConfig, stop_at_step: int | None = None) -> TrainResult:
@@ -292,11 +333,9 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
     # --- model, objective, optimiser, schedule ---
     _seed_everything(config.seed)  # same initial weights on every rank
     model = LeWM(config.model).to(info.device)
-    objective = LeWMObjective(
-        sigreg_weight=config.objective.sigreg_weight, num_projections=config.objective.num_projections,
-        num_knots=config.objective.num_knots, knot_max=config.objective.knot_max, num_preds=config.data.num_preds,
-    ).to(info.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    objective = build_objective(config).to(info.device)
+    trainable = list(model.parameters()) + list(objective.parameters())  # PLDM's inverse-dynamics head, if any
+    optimizer = torch.optim.AdamW(trainable, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, total_steps, warmup_steps)
     )
@@ -304,6 +343,7 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
     elapsed_before = 0.0  # training seconds of earlier sessions of this run (resume)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
+        objective.load_state_dict(checkpoint.get("objective", {}))
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         step = int(checkpoint["step"])
@@ -338,7 +378,7 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
             dist.all_gather_object(states, _rng_state())
         if info.is_main:
             state = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "model": model.state_dict(), "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "step": at_step, "config": to_dict(config),
                 "elapsed_s": elapsed_before + time.perf_counter() - session_start,
                 "stats": stats.to_dict(), "rng": states,
@@ -347,6 +387,7 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
             if config.keep_step_checkpoints:
                 save_checkpoint(run_dir / "checkpoints" / f"step_{at_step:07d}.pt", state)
 
+    head = list(objective.parameters())
     frames_per_step = config.optim.batch_size * train_set.num_frames
     result = TrainResult(run_dir=run_dir, step=step, total_steps=total_steps)
     progress = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
@@ -364,10 +405,12 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
                 clip = _to_device(clip, info.device)
                 with _autocast(config, info.device):
                     emb, pred = network(clip["pixels"], clip["action"])
-                terms = objective(emb, pred, seed=_sigreg_seed(config.seed, step))
+                terms = objective(emb, pred, seed=_sigreg_seed(config.seed, step), actions=clip["action"])
                 optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
-                grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+                if info.distributed and head:
+                    _average_gradients(head, info.world_size)  # outside DDP's reducer
+                grad_norm = (torch.nn.utils.clip_grad_norm_(trainable, config.optim.grad_clip)
                              if config.optim.grad_clip > 0 else torch.zeros(()))
                 optimizer.step()
                 scheduler.step()
@@ -390,12 +433,13 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
                            "elapsed_s": elapsed_before + time.perf_counter() - session_start}
                     window_start, window_steps = time.perf_counter(), 0
                     result.train_metrics = values
-                    progress.set_postfix(loss=f"{values['loss']:.4f}", pred=f"{values['pred_loss']:.4f}",
-                                         sigreg=f"{values['sigreg']:.3f}")
+                    progress.set_postfix({name: f"{values[name]:.4f}" for name in ("loss", "pred_loss", "sigreg")
+                                          if name in values})
                     if log is not None:
                         log.write(row)
                 epoch_end = step % steps_per_epoch == 0
-                if epoch_end or step == total_steps:
+                val_due = config.val_every is not None and step % config.val_every == 0
+                if epoch_end or val_due or step == total_steps:
                     result.val_metrics = _validate(model, objective, val_set, per_rank_batch, config, info)
                     if log is not None and result.val_metrics:
                         log.write({"split": "val", "step": step, "epoch": step / steps_per_epoch,

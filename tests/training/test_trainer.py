@@ -31,6 +31,33 @@ def lambda_runs(tiny_config, dots_file: Path, tmp_path_factory: pytest.TempPathF
     return runs
 
 
+@pytest.fixture(scope="module")
+def pldm_run(tiny_config, dots_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same 120-step tiny training with the PLDM objective (inverse dynamics on, to train its head too)."""
+    out = tmp_path_factory.mktemp("pldm") / "run"
+    config = tiny_config(dots_file, out, steps=120)
+    config.objective.kind = "pldm"
+    config.objective.pldm.inverse_dynamics = 1.0
+    train(config)
+    return out
+
+
+@pytest.mark.slow
+def test_pldm_objective_also_prevents_collapse(lambda_runs: dict[float, Path], pldm_run: Path) -> None:
+    rows = _train_rows(pldm_run)
+    assert {"variance", "covariance", "time_similarity", "time_variance", "inverse_dynamics"} <= set(rows[-1])
+    assert "sigreg" not in rows[-1]
+    collapsed = _train_rows(lambda_runs[0.0])[-1]
+    assert rows[-1]["embedding_std"] > 20 * collapsed["embedding_std"]
+    # the std hinge is being satisfied (slowly: 16 clips cannot hold 32 decorrelated unit-std dimensions)
+    assert rows[-1]["variance"] < 0.9 * rows[0]["variance"]
+    assert rows[-1]["inverse_dynamics"] < rows[0]["inverse_dynamics"]
+    checkpoint = load_checkpoint(pldm_run / "checkpoints" / "last.pt")
+    assert any(key.startswith("inverse_dynamics.") for key in checkpoint["objective"])
+    assert load_train_config(pldm_run / "config.yaml").objective.kind == "pldm"
+    assert (pldm_run / "plots" / "loss.png").is_file()
+
+
 @pytest.mark.slow
 def test_training_lowers_the_prediction_loss(lambda_runs: dict[float, Path]) -> None:
     rows = _train_rows(lambda_runs[0.1])
@@ -64,6 +91,7 @@ def test_run_directory_contents(lambda_runs: dict[float, Path], dots_file: Path)
     assert config.model.action_dim == 2 and config.steps == 120
     assert config.data_path == dots_file.resolve()
     assert (run / "plots" / "loss.png").stat().st_size > 10_000
+    assert (run / "plots" / "diagnostics.png").stat().st_size > 10_000  # rank, std and straightness curves
     stats = json.loads((run / "normalization.json").read_text())
     assert set(stats["mean"]) >= {"action", "proprio", "state"}
     rows = read_metrics(run / "metrics.jsonl")
