@@ -112,7 +112,8 @@ def surprise(run_dir: Path, env: str, data_path: Path | None = None, episodes: i
             tensor = rearrange(torch.from_numpy(pixels).to(device), "e t h w c -> e t c h w")
             curves[kind] = _surprise(model, tensor, blocks)  # E T
 
-    result: dict[str, Any] = {"env": env, "run": str(run_dir), "data": str(data_path), "episodes": len(chosen),
+    result: dict[str, Any] = {"env": env, "run": str(run_dir), "data": str(data_path), "checkpoint_step": run.step,
+                              "episodes": len(chosen),
                               "frames": frames, "event": event, "frameskip": frameskip,
                               # frame 0 has no prediction: its entry is None
                               "mean_curve": {kind: [None, *curve[:, 1:].mean(axis=0).tolist()]

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "straightness": ("lewm.cli.straightness", "mean cosine of consecutive latent velocities along episodes"),
     "surprise": ("lewm.cli.surprise", "violation of expectation: surprise at a teleport vs a colour change"),
     "lambda-search": ("lewm.cli.lambda_search", "tune lambda by bisection on probe r or planning success"),
+    "report": ("lewm.cli.report", "one page (Markdown + HTML) and one printed table comparing runs side by side"),
     "params": ("lewm.cli.params", "print a preset's parameter counts per component"),
 }
 """Command name -> (module with `main(argv) -> int`, summary). Modules are imported only when run, so

@@ -41,6 +41,17 @@ def test_overrides_reach_the_config(dots_file: Path, tmp_path: Path) -> None:
     assert config["model"]["embed_dim"] == 24
     assert config["objective"]["sigreg_weight"] == 0.05
     assert config["optim"]["batch_size"] == 8
+    assert config["objective"]["kind"] == "lewm"
+
+
+@pytest.mark.parametrize("flag", [["--objective", "pldm"], ["--objective=pldm"], ["--objective.kind", "pldm"]])
+def test_objective_pldm_flag(dots_file: Path, tmp_path: Path, flag: list[str]) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", str(dots_file), "--out", str(out), *TINY, "--steps", "2", *flag,
+            "--objective.pldm.variance", "5"]
+    assert run(args) == 0
+    config = load_checkpoint(out / "checkpoints" / "last.pt")["config"]
+    assert config["objective"]["kind"] == "pldm" and config["objective"]["pldm"]["variance"] == 5.0
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,69 @@
+"""lewm report: one table and one page comparing a LeWM and a PLDM run on the same data, cached per run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lewm.cli.main import run
+from lewm.training import train
+
+
+@pytest.fixture(scope="module")
+def pldm_tworoom_run(tworoom_run: tuple[Path, Path], tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data, _ = tworoom_run
+    out = tmp_path_factory.mktemp("pldm") / "pldm"
+    config = tiny_config(data, out, steps=150)
+    config.objective.kind = "pldm"
+    train(config)
+    return out
+
+
+@pytest.mark.slow
+def test_report_compares_lewm_and_pldm(tworoom_run: tuple[Path, Path], pldm_tworoom_run: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    _, lewm_run = tworoom_run
+    out, numbers = tmp_path / "report", tmp_path / "report.json"
+    argv = ["report", str(lewm_run), str(pldm_tworoom_run), "--out", str(out), "--env", "two-room", "--evaluate",
+            "--eval-episodes", "4", "--json", str(numbers)]
+    assert run(argv) == 0
+    printed = capsys.readouterr().out
+    for label in ("probe r, linear", "straightness", "surprise, teleport", "planning success", "random policy"):
+        assert label in printed
+    assert "lewm (lambda 0.1)" in printed and "| pldm" in printed
+    result = json.loads(numbers.read_text())
+    lewm_numbers, pldm_numbers = result["runs"]
+    assert lewm_numbers["objective"] == "lewm" and pldm_numbers["objective"] == "pldm"
+    for summary in result["runs"]:
+        folder = Path(summary["run"])
+        # the numbers in the table are the ones cached in each run
+        assert json.loads((folder / "analysis" / "probe.json").read_text())["proprio"]["linear"]["r"] == \
+            summary["probe"]["linear"]["r"]
+        assert -1 <= summary["straightness"]["straightness"] <= 1
+        assert summary["surprise"]["teleport"]["n"] >= 3
+        assert summary["eval"]["episodes"] == 4 and 0 <= summary["eval"]["success_rate"] <= 1
+        assert (folder / "eval" / "eval.json").is_file() and (folder / "surprise" / "surprise.png").is_file()
+    assert lewm_numbers["probe"]["linear"]["r"] > 0.5  # the 300-step tiny LeWM model encodes the agent
+    page = (out / "report.html").read_text()
+    assert page.count("<tr>") == len(result["table"]) and "curves.png" in page
+    assert "| probe r, linear" in (out / "report.md").read_text()
+    assert (out / "curves.png").stat().st_size > 20_000
+    assert len(list(out.glob("*_surprise.png"))) == 2 and len(list(out.glob("*_planning.png"))) == 2
+    # a second report reuses every cached number (nothing recomputed: the files are untouched)
+    folders = [Path(summary["run"]) for summary in result["runs"]]
+    cached = [path for folder in folders for path in (*folder.glob("analysis/*.json"), folder / "eval" / "eval.json",
+                                                      folder / "surprise" / "surprise.json")]
+    assert len(cached) == 8
+    stamps = {path: path.stat().st_mtime_ns for path in cached}
+    assert run(argv) == 0
+    assert stamps == {path: path.stat().st_mtime_ns for path in cached}
+
+
+def test_report_errors_name_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "missing" in err and "not a trained run" in err and len(err.splitlines()) == 1
+    assert run(["report", "--out", str(tmp_path / "r")]) == 2
+    assert "at least one run" in capsys.readouterr().err
