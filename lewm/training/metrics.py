@@ -64,21 +64,22 @@ def plot_metrics(metrics_path: Path, plots_dir: Path) -> list[Path]:
     steps = [row["step"] for row in train]
     written = []
     panels = [("loss", [t for t in LOSS_TERMS if any(row.get(t, 0.0) != 0.0 for row in train)] + ["lr"]),
-              ("diagnostics", [t for t in DIAGNOSTICS if any(t in row for row in train)])]
+              ("diagnostics", [t for t in DIAGNOSTICS if any(t in row for row in rows)])]
     for name, terms in panels:
         if not terms:
             continue
         figure, axes = plt.subplots(1, len(terms), figsize=(4.2 * len(terms), 3.4), squeeze=False)
         for axis, term in zip(axes[0], terms, strict=True):
             values = [row.get(term, float("nan")) for row in train]
-            axis.plot(steps, values, label="train", lw=1)
+            if any(term in row for row in train):
+                axis.plot(steps, values, label="train", lw=1)
             points = [(row["step"], row[term]) for row in val if term in row and math.isfinite(row[term])]
             if points:
                 axis.plot(*zip(*points, strict=True), "o-", label="val", ms=3)
                 axis.legend()
             axis.set_title("learning rate" if term == "lr" else term)
             axis.set_xlabel("step")
-            if name == "loss" and term != "lr" and all(value > 0 for value in values):
+            if name == "loss" and term != "lr" and all(value > 0 for value in values if value == value):
                 axis.set_yscale("log")
         figure.tight_layout()
         out = plots_dir / f"{name}.png"
