@@ -23,7 +23,7 @@ from lewm.config import check_field, check_positive_ints
 from lewm.data import EpisodeFile, NormStats
 from lewm.envs import make
 from lewm.errors import LewmError
-from lewm.model import LeWM
+from lewm.model import FastRollout, LeWM
 from lewm.planning import CEMConfig, CEMPlanner
 from lewm.runs import encode_frames
 
@@ -46,10 +46,13 @@ class EvalConfig:
     """CEM settings (paper: 300 x 30 elites, horizon 5; 10 iterations outside Push-T)."""
     videos: int = 4
     """Episodes recorded to the GIF."""
+    rollout: str = "fast"
+    """'fast' (lewm.model.FastRollout: the same predictions with less work) or 'eager' (LeWM.rollout as is)."""
 
     def validate(self) -> None:
         check_positive_ints(self, ("episodes", "goal_offset", "budget"), prefix="", where="eval")
         check_field(self.split in ("val", "all"), "split", self.split, "use 'val' or 'all'", where="eval")
+        check_field(self.rollout in ("fast", "eager"), "rollout", self.rollout, "use 'fast' or 'eager'", where="eval")
         self.planner.validate("planner")
 
 
@@ -171,6 +174,7 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
     frameskip, history = model.config.frameskip, model.config.history
     action_dim = model.config.action_dim
     planner = CEMPlanner(config.planner, block_dim=frameskip * action_dim)
+    rollout = FastRollout(model) if config.rollout == "fast" else model.rollout
     generator = torch.Generator(device=device).manual_seed(config.seed)
     envs, frames = _reset_envs(env_name, pairs, image_size, config.budget)
     goal_frames = np.stack([env.unwrapped.goal_observation() for env in envs])  # E S S 3
@@ -189,7 +193,7 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
         context = emb_history[active, -observed:]  # A h D
         past = block_history[active, block_history.shape[1] - (observed - 1):]  # A h-1 K
         start = time.perf_counter()
-        plan = planner.plan(model.rollout, context, goal_emb[active], past, generator=generator).actions  # A H K
+        plan = planner.plan(rollout, context, goal_emb[active], past, generator=generator).actions  # A H K
         plan_seconds.append(time.perf_counter() - start)
         raw = rearrange(plan.cpu().numpy(), "a h (f d) -> a h f d", f=frameskip)  # A H frameskip A_dim
         raw = np.asarray(stats.denormalize(action_key, raw))

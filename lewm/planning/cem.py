@@ -4,9 +4,11 @@ Each iteration runs the same labelled stages for all N environments and S sample
 sample -> roll out -> score -> elites -> update. Nothing loops over samples in Python; the only loop is over
 iterations (and, inside the model's rollout, over the H horizon steps).
 
-The planner knows nothing about LeWM: it takes a `rollout` function (embedding history and action blocks in,
-predicted embeddings out) and a `cost` on the predictions, so the same solver plans with a learned model or,
-in tests, with the true dynamics.
+The planner knows nothing about LeWM: it takes a rollout (embedding history and action blocks in, predicted
+embeddings out) and a `cost` on the predictions, so the same solver plans with a learned model or, in tests,
+with the true dynamics. A rollout is either a plain function, which `PlainRollout` runs on the history repeated
+for every sample (the eager path), or an object with the same two methods as `PlainRollout` that can compute
+what all samples share once per plan (`lewm.model.FastRollout`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,23 @@ RolloutFn = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 
 CostFn = Callable[[Tensor, Tensor], Tensor]
 """(predictions (N, S, H, D), goal (N, D)) -> cost (N, S); lower is better."""
+
+
+class PlainRollout:
+    """The eager path: a `RolloutFn` (e.g. `LeWM.rollout`) run on the history repeated for every sample."""
+
+    def __init__(self, rollout: RolloutFn) -> None:
+        self.rollout = rollout
+
+    def prepare(self, emb_history: Tensor, past_blocks: Tensor | None, samples: int, horizon: int) -> dict:
+        """What every call of one plan reuses: the (N, h, D) history and (N, h-1, K) blocks repeated S times."""
+        history = repeat(emb_history, "n h d -> (n s) h d", s=samples)  # (N*S) h D
+        past = None if past_blocks is None else repeat(past_blocks, "n h k -> (n s) h k", s=samples)
+        return {"history": history, "past": past}
+
+    def __call__(self, context: dict, action_blocks: Tensor) -> Tensor:
+        """(N*S, H, K) candidate blocks -> (N*S, H, D) predicted embeddings."""
+        return self.rollout(context["history"], action_blocks, context["past"])
 
 
 def final_embedding_cost(predictions: Tensor, goal: Tensor) -> Tensor:
@@ -80,7 +99,7 @@ class CEMPlanner:
     @torch.no_grad()
     def plan(
         self,
-        rollout: RolloutFn,
+        rollout: RolloutFn | PlainRollout,
         emb_history: Tensor,
         goal: Tensor,
         past_blocks: Tensor | None = None,
@@ -88,17 +107,18 @@ class CEMPlanner:
     ) -> PlanResult:
         """Plan H blocks for each of N environments.
 
+        rollout: a plain `RolloutFn` or an object with `prepare` and `__call__` as `PlainRollout`;
         emb_history (N, h, D): embeddings of the observed frames; goal (N, D): goal embeddings;
         past_blocks (N, h-1, K): blocks executed between the observed frames (None = zeros).
         """
         cfg = self.config
         envs, device = emb_history.shape[0], emb_history.device
         samples = cfg.samples
+        runner = rollout if hasattr(rollout, "prepare") else PlainRollout(rollout)
         mean = torch.zeros(envs, cfg.horizon, self.block_dim, device=device)  # N H K
         std = torch.full_like(mean, cfg.init_std)  # N H K
-        # the context is the same for every sample: expand once, reuse every iteration
-        history = repeat(emb_history, "n h d -> (n s) h d", s=samples)  # (N*S) h D
-        past = None if past_blocks is None else repeat(past_blocks, "n h k -> (n s) h k", s=samples)
+        # what every sample shares (the observed history) is prepared once and reused every iteration
+        context = runner.prepare(emb_history, past_blocks, samples, cfg.horizon)
         trace = []
         for _ in range(cfg.iterations):
             # sample: mean + std * noise, with candidate 0 the mean itself
@@ -107,7 +127,7 @@ class CEMPlanner:
             candidates = mean[:, None] + std[:, None] * noise  # N S H K
             # roll out: all N*S candidates through the model in one batch
             flat = rearrange(candidates, "n s h k -> (n s) h k")
-            predictions = rollout(history, flat, past)  # (N*S) H D
+            predictions = runner(context, flat)  # (N*S) H D
             predictions = rearrange(predictions, "(n s) h d -> n s h d", n=envs)
             # score
             costs = self.cost(predictions, goal)  # N S
@@ -120,5 +140,6 @@ class CEMPlanner:
             mean = elites.mean(dim=1)  # N H K
             std = elites.std(dim=1).clamp_min(cfg.min_std)  # N H K
             trace.append(elite_costs[:, 0])
-        final = self.cost(rearrange(rollout(emb_history, mean, past_blocks), "n h d -> n 1 h d"), goal)[:, 0]
+        final_predictions = runner(runner.prepare(emb_history, past_blocks, 1, cfg.horizon), mean)  # N H D
+        final = self.cost(rearrange(final_predictions, "n h d -> n 1 h d"), goal)[:, 0]
         return PlanResult(actions=mean, cost=final, cost_per_iteration=trace)
