@@ -1,15 +1,22 @@
-"""Frames per second of one LeWM training step (forward, backward, AdamW step) for each preset.
+"""Training frames per second: the plain eager step and our fast step, in one process on the same batches.
 
-    python benchmarks/train_throughput.py                      # paper and cpu presets on the CPU
-    python benchmarks/train_throughput.py --device cuda --batch 128 --json out.json
+    python benchmarks/train_throughput.py                          # paper sizes, batch 8, on the CPU
+    python benchmarks/train_throughput.py --preset cpu             # the CPU demo's model
+    python benchmarks/train_throughput.py --device cuda --batch 128 --json train.json
 
-Random weights and random uint8 frames: this times the step, not learning. A frame is one image of a clip
-(batch x (history + num_preds) frames per step), counted as in REFERENCE section 12.
+One step = forward, LeWM loss, backward, gradient clipping and AdamW, on random weights and random uint8 frames
+(this times the step, not learning). A frame is one image of a clip (batch x (history + num_preds) frames per
+step), counted as in REFERENCE 12.
+- eager: the model as written, `torch.optim.AdamW` with its default (for-each) kernels; bf16 autocast on CUDA.
+- fast: the same model wrapped in `torch.compile`, AdamW with the fused kernel, bf16 autocast on CUDA (as
+  `lewm train --compile`). Both start from the same weights and see the same batches; the script checks that
+  their losses agree over the timed steps.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import time
@@ -22,67 +29,99 @@ from lewm.model import LeWM
 from lewm.objectives import LeWMObjective
 
 
-def time_preset(name: str, device: torch.device, batch: int | None, steps: int, warmup: int) -> dict:
-    config = preset(name)
-    config.model.action_dim = 2
-    model = LeWM(config.model).to(device).train()
-    objective = LeWMObjective(config.objective.sigreg_weight, config.objective.num_projections).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
-    batch = batch or config.optim.batch_size
-    frames = config.model.history + config.data.num_preds
-    size = config.model.encoder.image_size
-    pixels = torch.randint(0, 256, (batch, frames, 3, size, size), dtype=torch.uint8, device=device)  # B T C H W
-    actions = torch.randn(batch, frames, config.model.action_block_dim, device=device)  # B T 5A
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_step(model: torch.nn.Module, network: torch.nn.Module, objective: LeWMObjective, fused: bool,
+              device: torch.device, lr: float):
+    """A training step closure over its own optimiser; returns the loss tensor (no host sync inside)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3, fused=fused or None)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
-    def step(index: int) -> None:
+    def step(pixels: torch.Tensor, actions: torch.Tensor, seed: int) -> torch.Tensor:
         with autocast:
-            emb, pred = model(pixels, actions)
-        loss = objective(emb, pred, seed=index)["loss"]
+            emb, pred = network(pixels, actions)
+        loss = objective(emb, pred, seed=seed)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        return loss.detach()
 
+    return step
+
+
+def time_steps(step, batches: list[tuple[torch.Tensor, torch.Tensor]], warmup: int,
+               device: torch.device) -> tuple[float, list[float]]:
+    """Seconds per step over the batches after `warmup` untimed steps, and every step's loss."""
+    losses = []
     for index in range(warmup):
-        step(index)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+        losses.append(step(*batches[index % len(batches)], index))
+    _sync(device)
     start = time.perf_counter()
-    for index in range(steps):
-        step(warmup + index)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - start) / steps
-    return {"preset": name, "image_size": size, "batch": batch, "frames_per_step": batch * frames,
-            "seconds_per_step": seconds, "frames_per_s": batch * frames / seconds}
+    for index, (pixels, actions) in enumerate(batches):
+        losses.append(step(pixels, actions, warmup + index))
+    _sync(device)
+    return (time.perf_counter() - start) / len(batches), [float(loss) for loss in losses]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--presets", nargs="+", default=["paper", "cpu"])
-    parser.add_argument("--batch", type=int, default=None, help="clips per step (default: 8 on CPU for paper, "
-                        "else the preset's batch)")
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--preset", default="paper", help="model sizes and image size (paper, cpu, tiny)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="clips per step (default: 8 for paper on the CPU, else the preset's batch)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per path")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens here)")
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
-    results = []
-    for preset_name in args.presets:
-        batch = args.batch
-        if batch is None and device.type == "cpu" and preset_name == "paper":
-            batch = 8  # a 128-clip paper batch takes minutes per step on a laptop CPU
-        result = time_preset(preset_name, device, batch, args.steps, args.warmup)
-        results.append(result)
-        print(f"{preset_name:>6}: {result['image_size']}px batch {result['batch']:>4}: "
-              f"{result['seconds_per_step']:.3f} s/step, {result['frames_per_s']:,.0f} frames/s")
+
+    config = preset(args.preset)
+    config.model.action_dim = 2
+    batch = args.batch or (8 if device.type == "cpu" and args.preset == "paper" else config.optim.batch_size)
+    frames = config.model.history + config.data.num_preds
+    size = config.model.encoder.image_size
+    generator = torch.Generator(device=device).manual_seed(0)
+    batches = [(torch.randint(0, 256, (batch, frames, 3, size, size), dtype=torch.uint8, device=device,
+                              generator=generator),  # B T C H W, uint8 until the model's first layer
+                torch.randn(batch, frames, config.model.action_block_dim, device=device, generator=generator))
+               for _ in range(args.steps)]
+    objective = LeWMObjective(config.objective.sigreg_weight, config.objective.num_projections).to(device)
+    torch.manual_seed(0)
+    eager_model = LeWM(config.model).to(device).train()
+    fast_model = copy.deepcopy(eager_model)
+
+    torch.manual_seed(1)  # the same dropout masks for both paths
+    eager_step = make_step(eager_model, eager_model, objective, False, device, config.optim.lr)
+    eager_s, eager_losses = time_steps(eager_step, batches, args.warmup, device)
+    torch.manual_seed(1)
+    fast_step = make_step(fast_model, torch.compile(fast_model), objective, True, device, config.optim.lr)
+    fast_s, fast_losses = time_steps(fast_step, batches, args.warmup, device)
+
+    per_step = batch * frames
+    gap = max(abs(a - b) / max(abs(a), 1e-8) for a, b in zip(eager_losses, fast_losses, strict=True))
+    result = {"eager_frames_per_s": per_step / eager_s, "fast_frames_per_s": per_step / fast_s,
+              "speedup": eager_s / fast_s, "device": str(device), "device_name": name, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "preset": args.preset, "image_size": size, "batch": batch,
+              "frames_per_step": per_step, "eager_seconds_per_step": eager_s, "fast_seconds_per_step": fast_s,
+              "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+              "max_relative_loss_difference": gap, "eager_losses": eager_losses, "fast_losses": fast_losses}
+    print(f"{args.preset} sizes, {size}px, batch {batch} x {frames} frames, {result['precision']}")
+    print(f"  eager:                        {eager_s:.3f} s/step  {result['eager_frames_per_s']:9,.0f} frames/s")
+    print(f"  fast (compile + fused AdamW): {fast_s:.3f} s/step  {result['fast_frames_per_s']:9,.0f} frames/s"
+          f"   -> {result['speedup']:.2f}x")
+    print(f"  same training? largest relative loss difference over {len(eager_losses)} steps: {gap:.1e}")
     if args.json:
         with open(args.json, "w") as stream:
-            json.dump({"device": str(device), "device_name": name, "results": results}, stream, indent=1)
+            json.dump(result, stream, indent=1)
 
 
 if __name__ == "__main__":

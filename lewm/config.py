@@ -179,8 +179,9 @@ class DataConfig:
     """Frames predicted ahead; a clip holds history + num_preds frames."""
     val_fraction: float = 0.1
     """Share of episodes held out for validation (split by episode, never inside one)."""
-    num_workers: int = 0
-    """DataLoader worker processes (each opens its own HDF5 handle)."""
+    num_workers: int | None = None
+    """DataLoader worker processes, each with its own HDF5 handle; None: 0 on the CPU (the cores train), and on
+    CUDA up to 8 per GPU process so reading and decoding frames keeps the GPU busy."""
     pixels_key: str = "pixels"
     """Name of the image column in the HDF5 file."""
     action_key: str = "action"
@@ -189,7 +190,8 @@ class DataConfig:
     def validate(self, prefix: str = "data") -> None:
         check_field(self.num_preds >= 1, f"{prefix}.num_preds", self.num_preds, "must be >= 1")
         check_field(0.0 <= self.val_fraction < 1.0, f"{prefix}.val_fraction", self.val_fraction, "must be in [0, 1)")
-        check_field(self.num_workers >= 0, f"{prefix}.num_workers", self.num_workers, "must be >= 0")
+        if self.num_workers is not None:
+            check_field(self.num_workers >= 0, f"{prefix}.num_workers", self.num_workers, "must be >= 0 or None")
 
 
 @dataclass

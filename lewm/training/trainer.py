@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import signal
 import time
@@ -184,6 +185,8 @@ def _loader(dataset: ClipDataset, sampler: Sampler[int], batch: int, config: Tra
     generator = torch.Generator()
     generator.manual_seed(config.seed + epoch)  # keeps the global RNG (dropout) untouched by loader set-up
     workers = config.data.num_workers
+    if workers is None:  # CUDA: up to 8 loader processes per GPU process; CPU: the cores are busy training
+        workers = 0 if device.type != "cuda" else max(1, min(8, (os.cpu_count() or 2) // max(1, _local_world())))
     return DataLoader(
         dataset,
         batch_size=batch,
@@ -195,6 +198,11 @@ def _loader(dataset: ClipDataset, sampler: Sampler[int], batch: int, config: Tra
         prefetch_factor=4 if workers > 0 else None,
         generator=generator,
     )
+
+
+def _local_world() -> int:
+    """Processes on this machine under torchrun (LOCAL_WORLD_SIZE), else 1."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -335,7 +343,10 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
     model = LeWM(config.model).to(info.device)
     objective = build_objective(config).to(info.device)
     trainable = list(model.parameters()) + list(objective.parameters())  # PLDM's inverse-dynamics head, if any
-    optimizer = torch.optim.AdamW(trainable, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    # the fused AdamW kernel (one kernel for every parameter) on CUDA and whenever the step is compiled
+    fused = info.device.type == "cuda" or config.compile
+    optimizer = torch.optim.AdamW(trainable, lr=config.optim.lr, weight_decay=config.optim.weight_decay,
+                                  fused=fused or None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, total_steps, warmup_steps)
     )
