@@ -12,7 +12,8 @@ predictions (to float rounding; a test checks it) while skipping work whose resu
    per window it appears in.
 3. Only the window's last token is read out: the last layer computes the query, attention output, MLP, final
    norm and prediction projector for that token alone (earlier tokens still supply keys and values).
-4. A window of one token attends to itself with weight 1: the query and key projections are skipped.
+4. A window of one token attends to itself with weight 1: the query and key projections are skipped and the
+   value and output projections fold into one D x D matrix.
 5. Attention over a few tokens is plain batched matmuls (a fused SDPA kernel costs more than it saves there).
 6. Embeddings live in one preallocated (B, h + H, D) buffer instead of a growing `torch.cat`.
 
@@ -66,6 +67,9 @@ class FastRollout:
         # every layer's AdaLN projection stacked: one (L*6D, D) matmul modulates all layers at once
         self.modulation_weight = torch.cat([b.adaLN_modulation[1].weight for b in self.blocks])  # L*6D D
         self.modulation_bias = torch.cat([b.adaLN_modulation[1].bias for b in self.blocks])  # L*6D
+        # a lone token's attention output is to_out(values): value and output projections fold into one D x D
+        # (a snapshot of the weights: build a FastRollout after loading or training the model)
+        self.value_out = [b.attn.to_out[0].weight @ b.attn.to_qkv.weight[2 * self.inner :] for b in self.blocks]
 
     # ----------------------------------------------------------------------------------------------------
     def _modulations(self, act_emb: Tensor) -> Tensor:
@@ -79,10 +83,10 @@ class FastRollout:
         qkv = rearrange(F.linear(normed, block.attn.to_qkv.weight), "b t (c h e) -> c b h t e", c=3, h=self.heads)
         return qkv[0], qkv[1], qkv[2]
 
-    def _finish(self, block: AdaLNBlock, x: Tensor, attended: Tensor, gate1: Tensor, shift2: Tensor, scale2: Tensor,
-                gate2: Tensor) -> Tensor:
-        """Residual attention output and MLP of `block` for (B, T, D) tokens; attended (B, heads, T, head_dim)."""
-        x = x + gate1 * block.attn.to_out(rearrange(attended, "b h t e -> b t (h e)"))
+    def _finish(self, block: AdaLNBlock, x: Tensor, attention_out: Tensor, gate1: Tensor, shift2: Tensor,
+                scale2: Tensor, gate2: Tensor) -> Tensor:
+        """Residual attention output (B, T, D), already through `to_out`, then the MLP of `block`."""
+        x = x + gate1 * attention_out
         return x + gate2 * block.mlp(modulate(block.norm2(x), shift2, scale2))
 
     def _shared_prefix(self, tokens: Tensor, mods: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -95,7 +99,8 @@ class FastRollout:
             q, k, v = self._qkv(block, x, shift1, scale1)  # N heads P e
             kv.append((k, v))
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # N heads P e
-            x = self._finish(block, x, attended, gate1, shift2, scale2, gate2)
+            out = block.attn.to_out(rearrange(attended, "b h t e -> b t (h e)"))  # N P D
+            x = self._finish(block, x, out, gate1, shift2, scale2, gate2)
         return kv
 
     # ----------------------------------------------------------------------------------------------------
@@ -147,22 +152,22 @@ class FastRollout:
             for layer, block in enumerate(self.blocks):
                 shift1, scale1, gate1, shift2, scale2, gate2 = mods[layer].chunk(6, dim=-1)  # 6 x (B, Q, D)
                 last = layer == last_layer
-                attended = self._attend(block, x, shift1, scale1, plan, layer, samples, last_only=last)
+                attention_out = self._attend(block, x, shift1, scale1, plan, layer, samples, last_only=last)
                 if last:  # only the last token is read out; the others only gave keys and values
                     x, gate1, shift2, scale2, gate2 = (t[:, -1:] for t in (x, gate1, shift2, scale2, gate2))
-                x = self._finish(block, x, attended, gate1, shift2, scale2, gate2)
+                x = self._finish(block, x, attention_out, gate1, shift2, scale2, gate2)
             prediction = self.model.pred_proj(self.model.predictor.transformer.norm(x[:, -1:]))  # B 1 D
             tokens[:, plan.length] = prediction[:, 0]
         return tokens[:, observed : observed + horizon]
 
     def _attend(self, block: AdaLNBlock, x: Tensor, shift: Tensor, scale: Tensor, plan: _StepPlan, layer: int,
                 samples: int, last_only: bool) -> Tensor:
-        """Causal attention of the (B, Q, D) per-sample tokens over [shared ; per-sample] keys ->
-        (B, heads, Q, e), or (B, heads, 1, e) for the last token alone when `last_only`."""
+        """Causal attention of the (B, Q, D) per-sample tokens over [shared ; per-sample] keys, through the output
+        projection -> (B, Q, D), or (B, 1, D) for the last token alone when `last_only`."""
         normed = block.attn.norm(modulate(block.norm1(x), shift, scale))  # B Q D
         weight = block.attn.to_qkv.weight  # 3I D: queries, keys, values
         if plan.shared == 0 and x.shape[1] == 1:  # one token attends to itself with weight 1: only values matter
-            return rearrange(F.linear(normed, weight[2 * self.inner :]), "b t (h e) -> b h t e", h=self.heads)
+            return F.linear(normed, self.value_out[layer], block.attn.to_out[0].bias)  # B 1 D
         queries = normed[:, -1:] if last_only else normed
         q = rearrange(F.linear(queries, weight[: self.inner]), "b t (h e) -> b h t e", h=self.heads)  # B heads Tq e
         kv = rearrange(F.linear(normed, weight[self.inner :]), "b t (c h e) -> c b h t e", c=2, h=self.heads)
@@ -177,4 +182,5 @@ class FastRollout:
             query_positions = torch.arange(keys - queries_count, keys, device=q.device)
             causal = torch.arange(keys, device=q.device)[None, :] <= query_positions[:, None]  # Tq P+Q
             scores = scores.masked_fill(~causal, float("-inf"))
-        return scores.softmax(dim=-1) @ v  # B heads Tq e
+        attended = scores.softmax(dim=-1) @ v  # B heads Tq e
+        return block.attn.to_out(rearrange(attended, "b h t e -> b t (h e)"))  # B Tq D
