@@ -50,7 +50,10 @@ class _StepPlan:
 
 
 class FastRollout:
-    """Exact, faster planning rollouts for a `LeWM` in eval mode (see the module docstring for what is skipped)."""
+    """Exact, faster planning rollouts for a `LeWM` in eval mode (see the module docstring for what is skipped).
+
+    It folds some weights together when built, so build it from the final weights (after loading or training).
+    """
 
     def __init__(self, model: LeWM) -> None:
         if model.training:
@@ -68,7 +71,6 @@ class FastRollout:
         self.modulation_weight = torch.cat([b.adaLN_modulation[1].weight for b in self.blocks])  # L*6D D
         self.modulation_bias = torch.cat([b.adaLN_modulation[1].bias for b in self.blocks])  # L*6D
         # a lone token's attention output is to_out(values): value and output projections fold into one D x D
-        # (a snapshot of the weights: build a FastRollout after loading or training the model)
         self.value_out = [b.attn.to_out[0].weight @ b.attn.to_qkv.weight[2 * self.inner :] for b in self.blocks]
 
     # ----------------------------------------------------------------------------------------------------
