@@ -6,7 +6,8 @@
 
 One plan = 300 samples x 30 iterations x horizon 5 with 3 frames of history (REFERENCE 12), on random weights
 (timing only; the AdaLN gates are randomised so the predictor is not the identity). The same CEM noise drives
-both LeWM planners, and the script checks that they pick the same plan:
+both LeWM planners, and the script reports how far apart their plans are and the fast plan's cost under the
+eager fp32 model against the eager plan's (near-tied candidates may swap elites under float rounding):
 - eager: `LeWM.rollout` on the history repeated for every sample (fp32, what the model code does as written);
 - fast: `lewm.model.FastRollout` (shared observed prefix, AdaLN once per block, last-token readout, matmul
   attention), in bf16 autocast on CUDA (`--fp32` to keep fp32), and with `--compile` wrapped in
