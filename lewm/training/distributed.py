@@ -63,8 +63,11 @@ def setup_distributed(device_name: str) -> DistInfo:
 
 
 def teardown_distributed() -> None:
-    """Leave the process group cleanly (no-op for one process)."""
+    """Leave the process group cleanly (no-op for one process): every rank's collectives finish first (a
+    barrier), which narrows a torch teardown race seen with gloo, where freeing the group while a finished
+    all-reduce is still being released on gloo's thread deadlocks on the GIL."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -7,6 +7,7 @@ gradient averaging must then give exactly the single-process gradient (no 1/worl
 
 import os
 import socket
+import time
 
 import pytest
 import torch
@@ -61,8 +62,13 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         half = BATCH // world
         terms, grads = _loss_and_grads(ddp, frames[rank * half : (rank + 1) * half])
         torch.save({"terms": terms, "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()
     finally:
         dist.destroy_process_group()
+    # Leave without Python's teardown: freeing the DDP reducer joins gloo's worker thread while holding the GIL,
+    # and that thread can be waiting for the GIL to free a finished all-reduce (a torch teardown race seen here
+    # as a hang). The results are on disk already.
+    os._exit(0)
 
 
 def _free_port() -> int:
@@ -78,7 +84,13 @@ def test_two_processes_match_one_process_on_the_whole_batch(tmp_path) -> None:
     single.load_state_dict(state)
     full_terms, full_grads = _loss_and_grads(single, frames)
 
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    context = mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False)
+    deadline = time.monotonic() + 300
+    while not context.join(timeout=5):  # never hang CI: fail after 5 minutes instead
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the two DDP processes did not finish within 5 minutes")
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
     for rank in ranks:  # every rank sees the global-batch SIGReg
