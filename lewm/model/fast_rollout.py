@@ -134,6 +134,9 @@ class FastRollout:
         emb_history, samples = context["emb_history"], context["samples"]
         envs, observed, dim = emb_history.shape
         batch, horizon, _ = action_blocks.shape
+        if batch != envs * samples or horizon > len(context["steps"]):
+            raise ValueError(f"blocks {tuple(action_blocks.shape)} do not fit a context prepared for {envs} envs x "
+                             f"{samples} samples and horizon {len(context['steps'])}")
         past_mods = context["past_mods"]  # L N h-1 6D
         planned_mods = self._modulations(self.model.encode_actions(action_blocks))  # L B H 6D
         tokens = emb_history.new_empty(batch, observed + horizon, dim)  # B h+H D, filled as predictions come

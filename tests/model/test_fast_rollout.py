@@ -61,6 +61,13 @@ def test_fast_and_eager_plans_agree() -> None:
     torch.testing.assert_close(fast.cost, eager.cost, atol=1e-4, rtol=1e-4)
 
 
-def test_fast_rollout_needs_eval_mode() -> None:
+def test_fast_rollout_needs_eval_mode_and_matching_blocks() -> None:
     with pytest.raises(ValueError, match="eval mode"):
         FastRollout(_model(history=3).train())
+    fast = FastRollout(_model(history=3))
+    with torch.inference_mode():
+        context = fast.prepare(torch.zeros(2, 3, 32), None, samples=4, horizon=5)
+        with pytest.raises(ValueError, match="do not fit"):
+            fast(context, torch.zeros(2 * 5, 5, fast.model.config.action_block_dim))  # 5 samples, not 4
+        with pytest.raises(ValueError, match="do not fit"):
+            fast(context, torch.zeros(2 * 4, 6, fast.model.config.action_block_dim))  # horizon 6 > 5
