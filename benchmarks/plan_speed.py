@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -42,14 +43,25 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(function, device: torch.device, repeats: int) -> tuple[float, object]:
-    """Mean seconds of `repeats` calls (after the caller's warm-up) and the last result."""
+def _timed(function, device: torch.device) -> tuple[float, object]:
+    """Seconds of one call (after the caller's warm-up) and its result."""
     _sync(device)
     start = time.perf_counter()
-    for _ in range(repeats):
-        result = function()
+    result = function()
     _sync(device)
-    return (time.perf_counter() - start) / repeats, result
+    return time.perf_counter() - start, result
+
+
+def _timed_pair(first, second, device: torch.device, repeats: int) -> tuple[float, float, object, object]:
+    """Median seconds of `repeats` calls of each function, alternating them so that a noisy machine (a shared
+    VM, turbo states) weighs on both alike; and each one's last result."""
+    first_times, second_times = [], []
+    for _ in range(repeats):
+        seconds, first_result = _timed(first, device)
+        first_times.append(seconds)
+        seconds, second_result = _timed(second, device)
+        second_times.append(seconds)
+    return statistics.median(first_times), statistics.median(second_times), first_result, second_result
 
 
 def build_lewm(preset_name: str, history: int, device: torch.device) -> LeWM:
@@ -125,11 +137,11 @@ def dinowm_plan_seconds(device: torch.device, cem: CEMConfig, calls: int | None,
     with torch.inference_mode(), autocast:
         if calls is None:
             plan()  # warm-up
-            seconds, _ = _timed(plan, device, 1)
+            seconds, _ = _timed(plan, device)
             return {"dinowm_s": seconds, "dinowm_measured": "whole plan"}
         blocks = torch.randn(samples, 1, action_dim, device=device)
         rollout(blocks)  # warm-up
-        per_call, _ = _timed(lambda: rollout(blocks), device, calls)
+        per_call = statistics.median(_timed(lambda: rollout(blocks), device)[0] for _ in range(calls))
     total_calls = cem.iterations * cem.horizon
     return {"dinowm_s": per_call * total_calls * cem.samples / samples,
             "dinowm_measured": f"{calls} predictor call(s) on {samples} samples ({per_call:.2f} s each), scaled "
@@ -145,7 +157,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--horizon", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=None, help="timed plans (default: 1 on CPU, 10 on CUDA)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed plans per path, alternating, median "
+                        "reported (default: 3 on CPU, 10 on CUDA)")
     parser.add_argument("--fp32", action="store_true", help="keep the fast path in fp32 on CUDA (default bf16)")
     parser.add_argument("--compile", action="store_true", help="torch.compile(mode='reduce-overhead') the fast "
                         "rollout (CUDA graphs on a GPU)")
@@ -160,7 +173,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    repeats = args.repeats or (10 if device.type == "cuda" else 1)
+    repeats = args.repeats or (10 if device.type == "cuda" else 3)
     fast_dtype = torch.bfloat16 if device.type == "cuda" and not args.fp32 else None
     print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
 
@@ -199,8 +212,7 @@ def main() -> None:
         warm.plan(model.rollout, emb, goal, past)
         for _ in range(3 if args.compile else 1):  # compilation and graph capture happen here
             fast_plan()
-    eager_s, eager = _timed(eager_plan, device, repeats)
-    fast_s, fast = _timed(fast_plan, device, repeats)
+    eager_s, fast_s, eager, fast = _timed_pair(eager_plan, fast_plan, device, repeats)
 
     # agreement: the same plan, and the fast plan's true (fp32, eager) cost against the eager plan's
     with torch.inference_mode():

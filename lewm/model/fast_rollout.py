@@ -138,21 +138,23 @@ class FastRollout:
             raise ValueError(f"blocks {tuple(action_blocks.shape)} do not fit a context prepared for {envs} envs x "
                              f"{samples} samples and horizon {len(context['steps'])}")
         past_mods = context["past_mods"]  # L N h-1 6D
-        planned_mods = self._modulations(self.model.encode_actions(action_blocks))  # L B H 6D
+        planned_act = self.model.encode_actions(action_blocks)  # B H D
+        planned_mods: list[Tensor] = []  # per planned block, (L, B, 1, 6D), each computed once when it enters
         tokens = emb_history.new_empty(batch, observed + horizon, dim)  # B h+H D, filled as predictions come
         tokens[:, :observed] = repeat(emb_history, "n h d -> (n s) h d", s=samples)
         positions = self.model.predictor.pos_embedding[0]  # max_frames D
         last_layer = len(self.blocks) - 1
-        for plan in context["steps"][:horizon]:
+        for step, plan in enumerate(context["steps"][:horizon]):
             first_own = plan.start + plan.shared  # the per-sample tokens of this window start here
             own = plan.length - first_own  # Q
             x = tokens[:, first_own : plan.length] + positions[plan.shared : plan.shared + own]  # B Q D
-            # modulations of the per-sample tokens: token j carries block j (executed ones first, then planned)
+            # modulations of the per-sample tokens: token j carries block j (executed ones first, then planned);
+            # planned block `step` enters the window now (one block at a time keeps the arrays cache-sized)
+            planned_mods.append(self._modulations(planned_act[:, step : step + 1]))  # L B 1 6D
             parts = []
             if first_own < observed - 1:
                 parts.append(repeat(past_mods[:, :, first_own : observed - 1], "l n t m -> l (n s) t m", s=samples))
-            planned_from = max(first_own - (observed - 1), 0)
-            parts.append(planned_mods[:, :, planned_from : plan.length - (observed - 1)])
+            parts += planned_mods[max(first_own - (observed - 1), 0) :]
             mods = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)  # L B Q 6D
             for layer, block in enumerate(self.blocks):
                 shift1, scale1, gate1, shift2, scale2, gate2 = mods[layer].chunk(6, dim=-1)  # 6 x (B, Q, D)
