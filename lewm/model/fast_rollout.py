@@ -8,8 +8,8 @@ predictions (to float rounding; a test checks it) while skipping work whose resu
 1. Shared prefix: window tokens that are observed frames carrying *executed* actions are the same for every
    sample, so their keys and values are computed once per environment and plan, not per sample and iteration.
 2. AdaLN modulation depends on the action embedding alone (not on the window position), so each action block's
-   six modulation vectors, for all layers at once, are computed once per rollout in one matmul instead of once
-   per window it appears in.
+   six modulation vectors, for all layers at once, are computed once, in one matmul when the block enters the
+   window, instead of once per layer and per window it appears in.
 3. Only the window's last token is read out: the last layer computes the query, attention output, MLP, final
    norm and prediction projector for that token alone (earlier tokens still supply keys and values).
 4. A window of one token attends to itself with weight 1: the query and key projections are skipped and the
