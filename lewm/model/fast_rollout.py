@@ -66,7 +66,6 @@ class FastRollout:
         self.heads = attn.heads
         self.inner = attn.to_qkv.out_features // 3
         self.head_dim = self.inner // self.heads
-        self.dim = predictor.pos_embedding.shape[-1]
         # every layer's AdaLN projection stacked: one (L*6D, D) matmul modulates all layers at once
         self.modulation_weight = torch.cat([b.adaLN_modulation[1].weight for b in self.blocks])  # L*6D D
         self.modulation_bias = torch.cat([b.adaLN_modulation[1].bias for b in self.blocks])  # L*6D

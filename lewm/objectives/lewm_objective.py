@@ -6,10 +6,10 @@ keeps the encoder from collapsing to a constant.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from lewm.objectives.prediction import prediction_loss
 from lewm.objectives.sigreg import SIGReg
 
 
@@ -37,13 +37,7 @@ class LeWMObjective(nn.Module):
         seed: chooses SIGReg's random directions for this step (the same on every rank).
         actions: unused (LeWM has no action term); accepted so every objective is called the same way.
         """
-        context = pred.shape[1]
-        if emb.shape[1] < context + self.num_preds:
-            raise ValueError(
-                f"clip of {emb.shape[1]} frames is too short for {context} predictions {self.num_preds} ahead"
-            )
-        target = emb[:, self.num_preds : self.num_preds + context]  # B h D, with gradient (no stop-grad)
-        pred_loss = F.mse_loss(pred.float(), target.float())
+        pred_loss = prediction_loss(emb, pred, self.num_preds)
         sigreg = self.sigreg(rearrange(emb, "b t d -> t b d"), seed)  # per time step over the batch
         loss = pred_loss + self.sigreg_weight * sigreg
         return {"loss": loss, "pred_loss": pred_loss, "sigreg": sigreg}

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from lewm.objectives.prediction import prediction_loss
+
 _EPS = 1e-4  # inside the square root of the variance hinge, as in VICReg
 
 
@@ -79,14 +81,8 @@ class PLDMObjective(nn.Module):
         frame t + num_preds; actions: (B, T, frameskip*A) normalised action blocks, block t between frames t and
         t + 1 (needed only by the inverse-dynamics term). `seed` is unused (kept for the trainer's one call).
         """
-        context = pred.shape[1]
-        if emb.shape[1] < context + self.num_preds:
-            raise ValueError(
-                f"clip of {emb.shape[1]} frames is too short for {context} predictions {self.num_preds} ahead"
-            )
+        terms: dict[str, Tensor] = {"pred_loss": prediction_loss(emb, pred, self.num_preds)}  # as in LeWM
         z = emb.float()  # B T D
-        target = z[:, self.num_preds : self.num_preds + context]  # B h D, with gradient as in LeWM
-        terms: dict[str, Tensor] = {"pred_loss": F.mse_loss(pred.float(), target)}
         across_batch = rearrange(z, "b t d -> t b d")  # groups = time steps, samples = clips
         terms["variance"] = variance_hinge(across_batch)
         terms["covariance"] = covariance_penalty(across_batch)
