@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from contextlib import nullcontext
 from dataclasses import asdict
 
 import torch
+from _common import setup_device, sync
 from einops import rearrange, repeat
 from torch import nn
 
@@ -38,17 +38,12 @@ from lewm.model import FastRollout, LeWM
 from lewm.planning import CEMConfig, CEMPlanner
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(function, device: torch.device) -> tuple[float, object]:
     """Seconds of one call (after the caller's warm-up) and its result."""
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     result = function()
-    _sync(device)
+    sync(device)
     return time.perf_counter() - start, result
 
 
@@ -169,13 +164,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    device, name = setup_device(args.device, args.threads)
     repeats = args.repeats or (10 if device.type == "cuda" else 3)
     fast_dtype = torch.bfloat16 if device.type == "cuda" and not args.fp32 else None
-    print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
 
     model = build_lewm(args.preset, args.history, device)
     cem = CEMConfig(samples=args.samples, elites=30, horizon=args.horizon, iterations=args.iterations)

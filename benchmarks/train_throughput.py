@@ -18,20 +18,15 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import time
 from contextlib import nullcontext
 
 import torch
+from _common import setup_device, sync
 
 from lewm.config import preset
 from lewm.model import LeWM
 from lewm.objectives import LeWMObjective
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_step(model: torch.nn.Module, network: torch.nn.Module, objective: LeWMObjective, fused: bool,
@@ -59,11 +54,11 @@ def time_steps(step, batches: list[tuple[torch.Tensor, torch.Tensor]], warmup: i
     losses = []
     for index in range(warmup):
         losses.append(step(*batches[index % len(batches)], index))
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for index, (pixels, actions) in enumerate(batches):
         losses.append(step(pixels, actions, warmup + index))
-    _sync(device)
+    sync(device)
     return (time.perf_counter() - start) / len(batches), [float(loss) for loss in losses]
 
 
@@ -78,11 +73,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+    device, name = setup_device(args.device, args.threads)
 
     config = preset(args.preset)
     config.model.action_dim = 2
