@@ -10,8 +10,10 @@ both LeWM planners, and the script reports how far apart their plans are and the
 eager fp32 model against the eager plan's (near-tied candidates may swap elites under float rounding):
 - eager: `LeWM.rollout` on the history repeated for every sample (fp32, what the model code does as written);
 - fast: `lewm.model.FastRollout` (shared observed prefix, AdaLN once per block, last-token readout, matmul
-  attention), in bf16 autocast on CUDA (`--fp32` to keep fp32), and with `--compile` wrapped in
-  `torch.compile(mode="reduce-overhead")`, which captures CUDA graphs on a GPU;
+  attention), on a bf16 copy of the weights on CUDA (`--fp32` to keep fp32); `--graph` records the whole plan
+  (30 iterations, 150 predictor calls, scoring and elite updates) as one CUDA graph
+  (`lewm.planning.GraphedPlanner`); `--compile` wraps the rollout in `torch.compile`: with `--graph` in the
+  default mode (fused kernels inside the recorded plan), alone in "reduce-overhead" (a CUDA graph per call);
 - DINO-WM-shaped: frozen patch tokens (196 x 384 per frame), a ViT predictor of DINO-WM's sizes (6 layers, 16
   heads, MLP 2048) over the patches of the history frames with frame-causal attention, the cost on all patches
   of the last prediction. Its plan is long on a CPU, so by default the CPU times `--dinowm-calls` predictor
@@ -35,7 +37,7 @@ from torch import nn
 
 from lewm.config import preset
 from lewm.model import FastRollout, LeWM
-from lewm.planning import CEMConfig, CEMPlanner
+from lewm.planning import CEMConfig, CEMPlanner, GraphedPlanner
 
 
 def _timed(function, device: torch.device) -> tuple[float, object]:
@@ -155,8 +157,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="timed plans per path, alternating, median "
                         "reported (default: 3 on CPU, 10 on CUDA)")
     parser.add_argument("--fp32", action="store_true", help="keep the fast path in fp32 on CUDA (default bf16)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile(mode='reduce-overhead') the fast "
-                        "rollout (CUDA graphs on a GPU)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the fast rollout: mode "
+                        "'reduce-overhead' (CUDA graphs per call on a GPU), or the default mode with --graph")
+    parser.add_argument("--graph", action="store_true", help="record the whole fast plan as one CUDA graph "
+                        "(lewm.planning.GraphedPlanner; on the CPU the recording runs uncaptured)")
     parser.add_argument("--dinowm", choices=["auto", "full", "sampled", "skip"], default="auto",
                         help="auto: the whole DINO-WM plan on CUDA, sampled calls on the CPU")
     parser.add_argument("--dinowm-calls", type=int, default=1)
@@ -177,8 +181,10 @@ def main() -> None:
     emb = torch.randn(args.envs, args.history, dim, device=device, generator=inputs)  # N h D
     goal = torch.randn(args.envs, dim, device=device, generator=inputs)  # N D
     past = torch.randn(args.envs, args.history - 1, block, device=device, generator=inputs)  # N h-1 K
-    fast_rollout = FastRollout(model)
-    fast_call = (torch.compile(fast_rollout.__call__, mode="reduce-overhead", dynamic=False) if args.compile
+    fast_rollout = FastRollout(model, dtype=fast_dtype)
+    # inside a recorded plan the compiled rollout only fuses kernels; alone it records its own CUDA graphs
+    compile_mode = "default" if args.graph else "reduce-overhead"
+    fast_call = (torch.compile(fast_rollout.__call__, mode=compile_mode, dynamic=False) if args.compile
                  else fast_rollout)
 
     class _Fast:  # the fast rollout, optionally compiled, with its prepare step
@@ -187,6 +193,8 @@ def main() -> None:
         def __call__(self, context, blocks):
             return fast_call(context, blocks)
 
+    graphed = GraphedPlanner(planner, _Fast()) if args.graph else None
+
     def eager_plan():
         generator.manual_seed(0)
         with torch.inference_mode():
@@ -194,8 +202,9 @@ def main() -> None:
 
     def fast_plan():
         generator.manual_seed(0)
-        autocast = torch.autocast(device.type, dtype=fast_dtype) if fast_dtype is not None else nullcontext()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode():
+            if graphed is not None:
+                return graphed.plan(emb, goal, past, generator=generator)
             return planner.plan(_Fast(), emb, goal, past, generator=generator)
 
     warm = CEMPlanner(CEMConfig(samples=args.samples, elites=30, horizon=args.horizon, iterations=2), block)
@@ -217,12 +226,15 @@ def main() -> None:
               "device_name": name, "torch": torch.__version__, "threads": torch.get_num_threads(),
               "preset": args.preset, "history": args.history, "envs": args.envs, "cem": asdict(cem),
               "fast_precision": "bf16" if fast_dtype is not None else "fp32", "compiled": args.compile,
+              "whole_plan_graph": args.graph and device.type == "cuda",
               "plan_max_abs_action_difference": action_gap, "fast_plan_cost_over_eager_plan_cost": cost_ratio,
               "repeats": repeats}
     print(f"plan {args.samples} x {args.iterations} x horizon {args.horizon}, history {args.history}, "
           f"{args.envs} env(s), {args.preset} sizes")
     print(f"  eager (LeWM.rollout, fp32):   {eager_s:8.3f} s")
-    print(f"  fast  (FastRollout, {result['fast_precision']}{', compiled' if args.compile else ''}): "
+    recorded = ", whole plan as one CUDA graph" if device.type == "cuda" else ", whole plan recorded (CPU: uncaptured)"
+    extras = (", compiled" if args.compile else "") + (recorded if args.graph else "")
+    print(f"  fast  (FastRollout, {result['fast_precision']}{extras}): "
           f"{fast_s:8.3f} s   -> {eager_s / fast_s:.2f}x")
     print(f"  same plan? max |action difference| {action_gap:.2e}; fast plan's cost / eager plan's cost "
           f"{cost_ratio:.4f}")

@@ -75,7 +75,7 @@ def evaluate(run_dir: Path, env_name: str, data_path: Path | None = None, config
             "env": env_name, "data": str(data_path), "run": str(run_dir), "checkpoint": checkpoint,
             "checkpoint_step": run.step,
             "split": config.split, "goal_offset": config.goal_offset, "budget": config.budget,
-            "seed": config.seed, "planner": dataclasses.asdict(config.planner),
+            "seed": config.seed, "planner": dataclasses.asdict(config.planner), "rollout": config.rollout,
             "receding_horizon": "all planned blocks executed before replanning",
             "plan_seconds_note": "one batched CEM call planning every unfinished episode at once",
             "device": device,

@@ -24,7 +24,7 @@ from lewm.data import EpisodeFile, NormStats
 from lewm.envs import make
 from lewm.errors import LewmError
 from lewm.model import FastRollout, LeWM
-from lewm.planning import CEMConfig, CEMPlanner
+from lewm.planning import CEMConfig, CEMPlanner, GraphedPlanner
 from lewm.runs import encode_frames
 
 
@@ -47,12 +47,16 @@ class EvalConfig:
     videos: int = 4
     """Episodes recorded to the GIF."""
     rollout: str = "fast"
-    """'fast' (lewm.model.FastRollout: the same predictions with less work) or 'eager' (LeWM.rollout as is)."""
+    """'fast' (lewm.model.FastRollout: the same predictions with less work), 'eager' (LeWM.rollout as is) or
+    'graph' (FastRollout with each whole plan replayed as one CUDA graph, lewm.planning.GraphedPlanner; a graph
+    keeps its shapes, so every episode is planned each cycle, finished ones too; on the CPU nothing is
+    captured and it only adds that work)."""
 
     def validate(self) -> None:
         check_positive_ints(self, ("episodes", "goal_offset", "budget"), prefix="", where="eval")
         check_field(self.split in ("val", "all"), "split", self.split, "use 'val' or 'all'", where="eval")
-        check_field(self.rollout in ("fast", "eager"), "rollout", self.rollout, "use 'fast' or 'eager'", where="eval")
+        check_field(self.rollout in ("fast", "eager", "graph"), "rollout", self.rollout,
+                    "use 'fast', 'eager' or 'graph'", where="eval")
         self.planner.validate("planner")
 
 
@@ -174,7 +178,8 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
     frameskip, history = model.config.frameskip, model.config.history
     action_dim = model.config.action_dim
     planner = CEMPlanner(config.planner, block_dim=frameskip * action_dim)
-    rollout = FastRollout(model) if config.rollout == "fast" else model.rollout
+    rollout = model.rollout if config.rollout == "eager" else FastRollout(model)
+    graphed = GraphedPlanner(planner, rollout) if config.rollout == "graph" else None
     generator = torch.Generator(device=device).manual_seed(config.seed)
     envs, frames = _reset_envs(env_name, pairs, image_size, config.budget)
     goal_frames = np.stack([env.unwrapped.goal_observation() for env in envs])  # E S S 3
@@ -189,11 +194,15 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
     step = 0
     while step < config.budget and not success.all():
         active = np.flatnonzero(~success)
+        planned_rows = np.arange(len(envs)) if graphed else active  # a recorded graph keeps its batch size
         observed = min(history, emb_history.shape[1])
-        context = emb_history[active, -observed:]  # A h D
-        past = block_history[active, block_history.shape[1] - (observed - 1):]  # A h-1 K
+        context = emb_history[planned_rows, -observed:]  # A h D
+        past = block_history[planned_rows, block_history.shape[1] - (observed - 1):]  # A h-1 K
         start = time.perf_counter()
-        plan = planner.plan(rollout, context, goal_emb[active], past, generator=generator).actions  # A H K
+        if graphed:
+            plan = graphed.plan(context, goal_emb, past, generator=generator).actions[active]  # A H K
+        else:
+            plan = planner.plan(rollout, context, goal_emb[active], past, generator=generator).actions  # A H K
         plan_seconds.append(time.perf_counter() - start)
         raw = rearrange(plan.cpu().numpy(), "a h (f d) -> a h f d", f=frameskip)  # A H frameskip A_dim
         raw = np.asarray(stats.denormalize(action_key, raw))

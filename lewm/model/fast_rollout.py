@@ -23,6 +23,7 @@ per-sample tokens of the current window, L layers, D embedding, I = heads x head
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -53,12 +54,17 @@ class FastRollout:
     """Exact, faster planning rollouts for a `LeWM` in eval mode (see the module docstring for what is skipped).
 
     It folds some weights together when built, so build it from the final weights (after loading or training).
+    dtype: compute in this dtype (e.g. torch.bfloat16 on a GPU) on a converted copy of the model, so no cast of
+    a weight is repeated per call as under autocast; inputs are cast to it and predictions come back in fp32.
+    None computes in the model's own dtype.
     """
 
-    def __init__(self, model: LeWM) -> None:
+    def __init__(self, model: LeWM, dtype: torch.dtype | None = None) -> None:
         if model.training:
             raise ValueError("FastRollout needs the model in eval mode (dropout off, BatchNorm running stats)")
-        self.model = model
+        self.dtype = dtype or model.predictor.pos_embedding.dtype
+        self.model = model if dtype is None else copy.deepcopy(model).to(dtype)
+        model = self.model
         predictor = model.predictor
         self.blocks: list[AdaLNBlock] = list(predictor.transformer.layers)
         self.history = model.history
@@ -110,6 +116,7 @@ class FastRollout:
 
         emb_history (N, h, D), past_blocks (N, h-1, K) or None (zeros), S samples, H horizon.
         """
+        emb_history = emb_history.to(self.dtype)
         envs, observed, _ = emb_history.shape
         if past_blocks is None:
             block_dim = self.model.action_encoder.block_dim
@@ -164,7 +171,7 @@ class FastRollout:
                 x = self._finish(block, x, attention_out, gate1, shift2, scale2, gate2)
             prediction = self.model.pred_proj(self.model.predictor.transformer.norm(x[:, -1:]))  # B 1 D
             tokens[:, plan.length] = prediction[:, 0]
-        return tokens[:, observed : observed + horizon]
+        return tokens[:, observed : observed + horizon].float()
 
     def _attend(self, block: AdaLNBlock, x: Tensor, shift: Tensor, scale: Tensor, plan: _StepPlan, layer: int,
                 samples: int, last_only: bool) -> Tensor:

@@ -96,6 +96,46 @@ class CEMPlanner:
         self.block_dim = block_dim
         self.cost = cost
 
+    def initial_distribution(self, envs: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """The first sampling distribution: mean 0 and std `init_std`, each (N, H, K)."""
+        mean = torch.zeros(envs, self.config.horizon, self.block_dim, device=device)  # N H K
+        return mean, torch.full_like(mean, self.config.init_std)
+
+    def iterate(self, runner: PlainRollout, context: dict, goal: Tensor, mean: Tensor, std: Tensor,
+                noise: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One CEM iteration for all N environments: sample -> roll out -> score -> elites -> update.
+
+        noise (N, S, H, K) standard normal draws (candidate 0's row is overwritten with zeros); mean and std
+        (N, H, K). Returns the next mean and std and the best elite cost (N,). No host synchronisation, no
+        data-dependent Python branches: a CUDA graph can capture it.
+        """
+        cfg = self.config
+        envs = mean.shape[0]
+        # sample: mean + std * noise, with candidate 0 the mean itself
+        noise[:, 0] = 0.0
+        candidates = mean[:, None] + std[:, None] * noise  # N S H K
+        # roll out: all N*S candidates through the model in one batch
+        flat = rearrange(candidates, "n s h k -> (n s) h k")
+        predictions = runner(context, flat)  # (N*S) H D
+        predictions = rearrange(predictions, "(n s) h d -> n s h d", n=envs)
+        # score
+        costs = self.cost(predictions, goal)  # N S
+        # elites: the lowest costs
+        elite_costs, elite_index = costs.topk(cfg.elites, dim=1, largest=False)  # N E
+        elites = torch.gather(
+            candidates, 1, repeat(elite_index, "n e -> n e h k", h=cfg.horizon, k=self.block_dim)
+        )  # N E H K
+        # update the sampling distribution
+        mean = elites.mean(dim=1)  # N H K
+        std = elites.std(dim=1).clamp_min(cfg.min_std)  # N H K
+        return mean, std, elite_costs[:, 0]
+
+    def final_cost(self, runner: PlainRollout, emb_history: Tensor, past_blocks: Tensor | None, goal: Tensor,
+                   actions: Tensor) -> Tensor:
+        """The predicted cost (N,) of executing `actions` (N, H, K), one rollout per environment."""
+        predictions = runner(runner.prepare(emb_history, past_blocks, 1, actions.shape[1]), actions)  # N H D
+        return self.cost(rearrange(predictions, "n h d -> n 1 h d"), goal)[:, 0]
+
     @torch.no_grad()
     def plan(
         self,
@@ -113,33 +153,14 @@ class CEMPlanner:
         """
         cfg = self.config
         envs, device = emb_history.shape[0], emb_history.device
-        samples = cfg.samples
         runner = rollout if hasattr(rollout, "prepare") else PlainRollout(rollout)
-        mean = torch.zeros(envs, cfg.horizon, self.block_dim, device=device)  # N H K
-        std = torch.full_like(mean, cfg.init_std)  # N H K
+        mean, std = self.initial_distribution(envs, device)  # N H K each
         # what every sample shares (the observed history) is prepared once and reused every iteration
-        context = runner.prepare(emb_history, past_blocks, samples, cfg.horizon)
+        context = runner.prepare(emb_history, past_blocks, cfg.samples, cfg.horizon)
         trace = []
         for _ in range(cfg.iterations):
-            # sample: mean + std * noise, with candidate 0 the mean itself
-            noise = torch.randn(envs, samples, cfg.horizon, self.block_dim, device=device, generator=generator)
-            noise[:, 0] = 0.0
-            candidates = mean[:, None] + std[:, None] * noise  # N S H K
-            # roll out: all N*S candidates through the model in one batch
-            flat = rearrange(candidates, "n s h k -> (n s) h k")
-            predictions = runner(context, flat)  # (N*S) H D
-            predictions = rearrange(predictions, "(n s) h d -> n s h d", n=envs)
-            # score
-            costs = self.cost(predictions, goal)  # N S
-            # elites: the lowest costs
-            elite_costs, elite_index = costs.topk(cfg.elites, dim=1, largest=False)  # N E
-            elites = torch.gather(
-                candidates, 1, repeat(elite_index, "n e -> n e h k", h=cfg.horizon, k=self.block_dim)
-            )  # N E H K
-            # update the sampling distribution
-            mean = elites.mean(dim=1)  # N H K
-            std = elites.std(dim=1).clamp_min(cfg.min_std)  # N H K
-            trace.append(elite_costs[:, 0])
-        final_predictions = runner(runner.prepare(emb_history, past_blocks, 1, cfg.horizon), mean)  # N H D
-        final = self.cost(rearrange(final_predictions, "n h d -> n 1 h d"), goal)[:, 0]
+            noise = torch.randn(envs, cfg.samples, cfg.horizon, self.block_dim, device=device, generator=generator)
+            mean, std, best = self.iterate(runner, context, goal, mean, std, noise)
+            trace.append(best)
+        final = self.final_cost(runner, emb_history, past_blocks, goal, mean)
         return PlanResult(actions=mean, cost=final, cost_per_iteration=trace)

@@ -63,6 +63,22 @@ def test_lewm_eval_writes_results_plot_and_video(tiny_run: tuple[Path, Path], ca
     assert (run_dir / "eval" / "episodes.gif").stat().st_size > 5_000
 
 
+def test_eval_with_the_whole_plan_recorded(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """--rollout graph plans every episode each cycle (a recorded plan keeps its batch size) and uses the rows
+    of the unfinished ones; on the CPU the recording runs directly."""
+    from lewm.envs.two_room import is_success
+
+    out = tmp_path / "graph_eval"
+    args = ["eval", "--run", str(tiny_run[1]), "--env", "two-room", "--episodes", "5", "--videos", "0",
+            "--rollout", "graph", "--out", str(out), *SMALL_CEM]
+    assert run(args) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert result["protocol"]["rollout"] == "graph" and len(result["per_episode"]) == 5
+    assert result["plan_cycles"] >= 1
+    for episode in result["per_episode"]:
+        assert bool(is_success(np.array(episode["final_state"]), np.array(episode["goal"]))) == episode["success"]
+
+
 def test_unknown_env_is_one_line(tiny_run: tuple[Path, Path], capsys) -> None:
     assert run(["eval", "--run", str(tiny_run[1]), "--env", "moon-base"]) == 2
     err = capsys.readouterr().err.strip()

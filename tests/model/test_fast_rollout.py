@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lewm.model import FastRollout, LeWM
-from lewm.planning import CEMConfig, CEMPlanner, PlainRollout
+from lewm.planning import CEMConfig, CEMPlanner, GraphedPlanner, PlainRollout
 
 from .conftest import perturb_adaln, tiny_config
 
@@ -71,3 +71,32 @@ def test_fast_rollout_needs_eval_mode_and_matching_blocks() -> None:
             fast(context, torch.zeros(2 * 5, 5, fast.model.config.action_block_dim))  # 5 samples, not 4
         with pytest.raises(ValueError, match="do not fit"):
             fast(context, torch.zeros(2 * 4, 6, fast.model.config.action_block_dim))  # horizon 6 > 5
+
+
+def test_graphed_fast_plan_equals_the_fast_plan() -> None:
+    """The whole plan recorded for replay (GraphedPlanner) over FastRollout with history and executed blocks."""
+    model = _model(history=3)
+    block = model.config.action_block_dim
+    planner = CEMPlanner(CEMConfig(samples=24, elites=5, horizon=4, iterations=3), block_dim=block)
+    emb, goal, past = torch.randn(2, 3, 32), torch.randn(2, 32), torch.randn(2, 2, block)
+    fast = FastRollout(model)
+    with torch.inference_mode():
+        expected = planner.plan(fast, emb, goal, past, generator=torch.Generator().manual_seed(0))
+        got = GraphedPlanner(planner, fast).plan(emb, goal, past, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(got.actions, expected.actions, atol=1e-6, rtol=0)
+    torch.testing.assert_close(got.cost, expected.cost, atol=1e-6, rtol=0)
+
+
+def test_bf16_fast_rollout_stays_close_and_leaves_the_model_alone() -> None:
+    """dtype=bf16 computes on a converted copy (no per-call weight casts); predictions come back in fp32."""
+    model = _model(history=3)
+    emb, past = torch.randn(2, 3, 32), torch.randn(2, 2, model.config.action_block_dim)
+    blocks = torch.randn(2 * 5, 4, model.config.action_block_dim)
+    with torch.inference_mode():
+        exact = FastRollout(model)
+        expected = exact(exact.prepare(emb, past, 5, 4), blocks)
+        half = FastRollout(model, dtype=torch.bfloat16)
+        got = half(half.prepare(emb, past, 5, 4), blocks)
+    assert got.dtype == torch.float32 and model.predictor.pos_embedding.dtype == torch.float32
+    error = (got - expected).norm() / expected.norm()
+    assert 0 < error < 0.05  # bf16 rounding, not a different computation

@@ -1,0 +1,116 @@
+"""A whole CEM plan replayed as one CUDA graph: every iteration, every rollout step and the final cost.
+
+A LeWM plan is latency-bound on a GPU: 30 iterations x 5 horizon steps are 150 predictor calls of a few
+microseconds of arithmetic each, and launching their kernels one by one from Python costs more than running
+them. `GraphedPlanner` records the plan once per input shape (N environments, h observed frames) with
+`torch.cuda.graph` and afterwards only copies the inputs into static buffers, draws the CEM noise and replays
+the recording. The recorded work is exactly `CEMPlanner.iterate` and `CEMPlanner.final_cost`, so the plan is
+the one `CEMPlanner.plan` makes from the same generator (a test checks it on the CPU, where nothing is
+captured and the same code runs directly).
+
+Shapes: N environments, S samples, I iterations, h observed frames, H horizon, D embedding, K block size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lewm.planning.cem import CEMPlanner, PlainRollout, PlanResult, RolloutFn
+
+
+@dataclass
+class _Recording:
+    """Static input buffers of one input shape and the function that plans from them."""
+
+    emb_history: Tensor
+    """(N, h, D) observed embeddings, copied in before every replay."""
+    goal: Tensor
+    """(N, D) goal embeddings."""
+    past_blocks: Tensor | None
+    """(N, h-1, K) executed blocks, or None (zeros)."""
+    noise: Tensor
+    """(I, N, S, H, K) standard normal draws, refilled before every replay."""
+    run: Callable[[], tuple[Tensor, Tensor, Tensor]] | None
+    """Plans from the buffers: the final mean (N, H, K), its cost (N,) and the best elite cost per iteration
+    (I, N). On CUDA it replays the graph and returns the graph's own output tensors."""
+
+
+class GraphedPlanner:
+    """`CEMPlanner.plan` recorded once per input shape as a CUDA graph and replayed (CPU: run directly).
+
+    rollout: a `RolloutFn` or a `PlainRollout`-like object (e.g. `lewm.model.FastRollout`, possibly wrapped in
+    `torch.compile` with the default mode for fused kernels; its own CUDA graphs must stay off). For bf16 give
+    it `FastRollout(model, dtype=torch.bfloat16)`: weights converted once, rather than autocast, whose cast
+    cache must be off under a capture, so every replay would cast every weight again.
+    warmup: plans run on a side stream before recording (lazy initialisation, compilation).
+    """
+
+    def __init__(self, planner: CEMPlanner, rollout: RolloutFn | PlainRollout, warmup: int = 2) -> None:
+        self.planner = planner
+        self.runner = rollout if hasattr(rollout, "prepare") else PlainRollout(rollout)
+        self.warmup = warmup
+        self._recordings: dict[tuple, _Recording] = {}
+
+    @torch.no_grad()
+    def plan(self, emb_history: Tensor, goal: Tensor, past_blocks: Tensor | None = None,
+             generator: torch.Generator | None = None) -> PlanResult:
+        """Plan H blocks for each of N environments; the arguments are those of `CEMPlanner.plan`."""
+        key = (tuple(emb_history.shape), past_blocks is None, emb_history.device, emb_history.dtype)
+        recording = self._recordings.get(key)
+        if recording is None:
+            recording = self._recordings[key] = self._record(emb_history, goal, past_blocks)
+        recording.emb_history.copy_(emb_history)
+        recording.goal.copy_(goal)
+        if past_blocks is not None:
+            recording.past_blocks.copy_(past_blocks)
+        for draws in recording.noise:  # the draws CEMPlanner.plan makes, one (N, S, H, K) per iteration
+            draws.normal_(generator=generator)
+        actions, cost, trace = recording.run()
+        return PlanResult(actions=actions.clone(), cost=cost.clone(), cost_per_iteration=list(trace.clone()))
+
+    def _record(self, emb_history: Tensor, goal: Tensor, past_blocks: Tensor | None) -> _Recording:
+        """Static buffers for this shape and the plan over them, captured as a CUDA graph on a GPU."""
+        planner, runner, cfg = self.planner, self.runner, self.planner.config
+        envs, device = emb_history.shape[0], emb_history.device
+        with torch.inference_mode(False):  # normal tensors: writable in and out of inference mode
+            static = _Recording(
+                emb_history=emb_history.clone(), goal=goal.clone(),
+                past_blocks=None if past_blocks is None else past_blocks.clone(),
+                noise=torch.randn(cfg.iterations, envs, cfg.samples, cfg.horizon, planner.block_dim, device=device),
+                run=None,  # set below, once the plan over these buffers exists
+            )
+
+        def body() -> tuple[Tensor, Tensor, Tensor]:
+            context = runner.prepare(static.emb_history, static.past_blocks, cfg.samples, cfg.horizon)
+            mean, std = planner.initial_distribution(envs, device)  # N H K each
+            trace = []
+            for draws in static.noise:  # I x (N, S, H, K)
+                mean, std, best = planner.iterate(runner, context, static.goal, mean, std, draws)
+                trace.append(best)
+            cost = planner.final_cost(runner, static.emb_history, static.past_blocks, static.goal, mean)
+            return mean, cost, torch.stack(trace)  # (N, H, K), (N,), (I, N)
+
+        if device.type != "cuda":
+            static.run = body
+            return static
+        # warm up on a side stream (lazy initialisation, torch.compile's compilation), then record
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(self.warmup):
+                body()
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outputs = body()
+
+        def replay() -> tuple[Tensor, Tensor, Tensor]:
+            graph.replay()
+            return outputs
+
+        static.run = replay
+        return static

@@ -1,0 +1,44 @@
+"""GraphedPlanner plans exactly as CEMPlanner.plan from the same generator (on the CPU the recorded plan runs
+directly, so this checks everything but the capture itself), and it reads new inputs on every call."""
+
+from __future__ import annotations
+
+import torch
+
+from lewm.planning import CEMConfig, CEMPlanner, GraphedPlanner
+
+
+def _pull_towards(history: torch.Tensor, blocks: torch.Tensor, past: torch.Tensor | None) -> torch.Tensor:
+    """A nonlinear latent model: the state moves by tanh(action) and is squashed a little every step."""
+    state, out = history[:, -1], []
+    for step in range(blocks.shape[1]):
+        state = 0.9 * state + torch.tanh(blocks[:, step])
+        out.append(state)
+    return torch.stack(out, dim=1)  # B H D
+
+
+def _assert_same_plan(got, expected) -> None:
+    torch.testing.assert_close(got.actions, expected.actions, atol=1e-6, rtol=0)
+    torch.testing.assert_close(got.cost, expected.cost, atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.stack(got.cost_per_iteration), torch.stack(expected.cost_per_iteration),
+                               atol=1e-6, rtol=0)
+
+
+def test_graphed_plan_equals_the_plain_plan_and_reads_new_inputs() -> None:
+    planner = CEMPlanner(CEMConfig(samples=32, elites=6, horizon=3, iterations=4), block_dim=2)
+    graphed = GraphedPlanner(planner, _pull_towards)
+    inputs = torch.Generator().manual_seed(3)
+    for call in range(3):  # the first call records; later ones must read their own inputs, not the first's
+        history = torch.randn(4, 1, 2, generator=inputs)
+        goal = torch.randn(4, 2, generator=inputs)
+        expected = planner.plan(_pull_towards, history, goal, generator=torch.Generator().manual_seed(call))
+        got = graphed.plan(history, goal, generator=torch.Generator().manual_seed(call))
+        _assert_same_plan(got, expected)
+    assert len(graphed._recordings) == 1
+    # another batch size is another recording, with its own buffers
+    history, goal = torch.randn(2, 1, 2, generator=inputs), torch.randn(2, 2, generator=inputs)
+    with torch.inference_mode():  # eval plans under inference mode; the buffers stay writable either way
+        got = graphed.plan(history, goal, generator=torch.Generator().manual_seed(9))
+    _assert_same_plan(got, planner.plan(_pull_towards, history, goal, generator=torch.Generator().manual_seed(9)))
+    assert len(graphed._recordings) == 2
+    assert (got.cost < torch.stack(got.cost_per_iteration)[0] + 1e-6).all()
