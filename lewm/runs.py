@@ -1,6 +1,7 @@
 """Reading a run directory back: the one place that knows where a trained model and its statistics live.
 
-Planning, evaluation and analysis call `load_run(RUN_DIR)`; they never open checkpoints themselves.
+Planning, evaluation and analysis call `load_run(RUN_DIR)` (or `as_run`, which also takes a run already loaded);
+they never open checkpoints themselves.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ class LoadedRun:
     """Normalisation statistics of the training data (actions are planned in normalised units)."""
     step: int
     """Optimiser steps the checkpoint was saved at."""
+
+
+def as_run(run: Path | LoadedRun, device: str | torch.device = "cpu", checkpoint: str = "last.pt") -> LoadedRun:
+    """`run` itself when it is already loaded, else `load_run(run, device, checkpoint)`: a caller that holds a
+    loaded run (the report) hands it on instead of having every analysis read the checkpoint again."""
+    return run if isinstance(run, LoadedRun) else load_run(run, device, checkpoint)
 
 
 def load_run(run_dir: Path, device: str | torch.device = "cpu", checkpoint: str = "last.pt") -> LoadedRun:

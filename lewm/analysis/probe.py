@@ -26,7 +26,7 @@ from sklearn.neural_network import MLPRegressor
 
 from lewm.data import EpisodeFile
 from lewm.errors import LewmError
-from lewm.runs import encode_frames, load_run
+from lewm.runs import LoadedRun, as_run, encode_frames
 
 _TARGET = re.compile(r"^(?P<column>[A-Za-z_][\w/]*)(\[(?P<start>\d*)(?P<colon>:?)(?P<stop>\d*)\])?$")
 
@@ -77,12 +77,13 @@ def _scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
             "r_per_dim": per_r}
 
 
-def probe(run_dir: Path, targets: list[str], data_path: Path | None = None, config: ProbeConfig | None = None,
-          device: str = "cpu") -> dict[str, Any]:
-    """Fit linear and MLP probes from a run's frozen embeddings to each target; returns
+def probe(run_dir: Path | LoadedRun, targets: list[str], data_path: Path | None = None,
+          config: ProbeConfig | None = None, device: str = "cpu") -> dict[str, Any]:
+    """Fit linear and MLP probes from a run's (directory or `LoadedRun`) frozen embeddings to each target; returns
     {target: {"linear": {"mse", "r", ...}, "mlp": {...}, "dims": K}, "_meta": {...}}."""
     config = config or ProbeConfig()
-    run = load_run(run_dir, device)
+    run = as_run(run_dir, device)
+    run_dir = run.run_dir
     data_path = Path(data_path or run.config.data_path)
     with EpisodeFile(data_path, pixels_key=run.config.data.pixels_key,
                      action_key=run.config.data.action_key) as data:

@@ -79,7 +79,7 @@ def gather(run_dir: Path, config: ReportConfig, log: Callable[[str], None] = pri
     from lewm.analysis.surprise import plot_surprise, surprise
 
     run_dir = Path(run_dir)
-    run = load_run(run_dir, config.device)  # a missing run or checkpoint fails here, by name
+    run = load_run(run_dir, config.device)  # read once, handed to every analysis; a missing run fails here
     settings = run.config
     target = config.target or _default_target(settings.data_path, settings.data.pixels_key, settings.data.action_key)
     is_lewm = settings.objective.kind == "lewm"
@@ -90,12 +90,12 @@ def gather(run_dir: Path, config: ReportConfig, log: Callable[[str], None] = pri
     log(f"{run_dir}: probe ({target})")
     probes = _cached(analysis / "probe.json",
                      lambda saved: saved["_meta"]["checkpoint_step"] == run.step and target in saved,
-                     lambda: probe(run_dir, [target], device=config.device))
+                     lambda: probe(run, [target], device=config.device))
     summary["probe"] = probes[target]
     log(f"{run_dir}: straightness")
     summary["straightness"] = _cached(analysis / "straightness.json",
                                       lambda saved: saved["checkpoint_step"] == run.step,
-                                      lambda: straightness(run_dir, device=config.device))
+                                      lambda: straightness(run, device=config.device))
     surprise_path = run_dir / "surprise" / "surprise.json"
     if config.env is not None:
         log(f"{run_dir}: surprise ({config.env})")
@@ -103,7 +103,7 @@ def gather(run_dir: Path, config: ReportConfig, log: Callable[[str], None] = pri
         summary["surprise"] = _cached(surprise_path,
                                       lambda saved: saved.get("checkpoint_step") == run.step
                                       and saved["env"] == canonical_name(config.env),
-                                      lambda: surprise(run_dir, config.env, device=config.device))
+                                      lambda: surprise(run, config.env, device=config.device))
         plot_surprise(summary["surprise"], surprise_path.parent / "surprise.png")
     elif surprise_path.is_file():
         summary["surprise"] = json.loads(surprise_path.read_text())
@@ -118,7 +118,7 @@ def gather(run_dir: Path, config: ReportConfig, log: Callable[[str], None] = pri
         log(f"{run_dir}: planning protocol ({config.eval_episodes} episodes on {config.env})")
         protocol = default_eval_config(config.env)
         protocol.episodes = config.eval_episodes
-        summary["eval"] = evaluate(run_dir, config.env, config=protocol, device=config.device)
+        summary["eval"] = evaluate(run, config.env, config=protocol, device=config.device)
     rows = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
     train_rows = [row for row in rows if row.get("split") == "train"]
     summary["final_train"] = train_rows[-1] if train_rows else {}

@@ -19,14 +19,15 @@ import numpy as np
 from lewm.analysis.collapse import episode_straightness
 from lewm.data import EpisodeFile, split_episodes
 from lewm.errors import LewmError
-from lewm.runs import load_run
+from lewm.runs import LoadedRun, as_run
 
 
-def straightness(run_dir: Path, data_path: Path | None = None, episodes: int = 32, device: str = "cpu",
+def straightness(run_dir: Path | LoadedRun, data_path: Path | None = None, episodes: int = 32, device: str = "cpu",
                  stride: int | None = None) -> dict[str, Any]:
-    """Straightness along up to `episodes` validation episodes of a run's data, frames taken every `stride`
-    steps (default: the run's frameskip, the model's time step)."""
-    run = load_run(run_dir, device)
+    """Straightness along up to `episodes` validation episodes of a run's (directory or `LoadedRun`) data,
+    frames taken every `stride` steps (default: the run's frameskip, the model's time step)."""
+    run = as_run(run_dir, device)
+    run_dir = run.run_dir
     data_path = Path(data_path or run.config.data_path)
     stride = stride or run.config.model.frameskip
     with EpisodeFile(data_path, pixels_key=run.config.data.pixels_key,

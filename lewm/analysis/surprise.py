@@ -30,7 +30,7 @@ from lewm.envs import pusht, two_room
 from lewm.envs.registry import canonical_name
 from lewm.errors import LewmError
 from lewm.model import LeWM
-from lewm.runs import load_run
+from lewm.runs import LoadedRun, as_run
 
 KINDS = ("control", "teleport", "colour")
 TELEPORT = {"two-room": 60.0, "pusht": 120.0}
@@ -71,11 +71,13 @@ def _surprise(model: LeWM, frames: torch.Tensor, blocks: torch.Tensor) -> np.nda
     return out
 
 
-def surprise(run_dir: Path, env: str, data_path: Path | None = None, episodes: int = 32, frames: int = 12,
+def surprise(run_dir: Path | LoadedRun, env: str, data_path: Path | None = None, episodes: int = 32, frames: int = 12,
              event: int = 6, device: str = "cpu") -> dict[str, Any]:
-    """Surprise curves and paired tests for teleport and colour perturbations; returns the JSON dictionary."""
+    """Surprise curves and paired tests for teleport and colour perturbations of a run (its directory or a
+    `LoadedRun`); returns the JSON dictionary."""
     env = canonical_name(env)
-    run = load_run(run_dir, device)
+    run = as_run(run_dir, device)
+    run_dir = run.run_dir
     model, config = run.model, run.config
     frameskip = config.model.frameskip
     if not 1 <= event < frames:

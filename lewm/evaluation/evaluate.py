@@ -28,17 +28,20 @@ from lewm.evaluation.protocol import (
     run_random,
     wilson_interval,
 )
-from lewm.runs import load_run
+from lewm.runs import LoadedRun, as_run
 from lewm.utils.io import atomic_write_text
 
 
-def evaluate(run_dir: Path, env_name: str, data_path: Path | None = None, config: EvalConfig | None = None,
-             device: str = "cpu", out_dir: Path | None = None, checkpoint: str = "last.pt") -> dict[str, Any]:
-    """Evaluate a trained run on `env_name`; returns (and writes) the eval.json dictionary."""
+def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = None,
+             config: EvalConfig | None = None, device: str = "cpu", out_dir: Path | None = None,
+             checkpoint: str = "last.pt") -> dict[str, Any]:
+    """Evaluate a trained run (its directory, or a `LoadedRun`) on `env_name`; returns (and writes) the eval.json
+    dictionary."""
     make(env_name)  # an unknown environment fails here, before any model is loaded
     config = config or default_eval_config(env_name)
     config.validate()
-    run = load_run(run_dir, device, checkpoint=checkpoint)
+    run = as_run(run_dir, device, checkpoint=checkpoint)
+    run_dir = run.run_dir
     data_path = Path(data_path or run.config.data_path)
     out_dir = Path(out_dir or Path(run_dir) / "eval")
     with EpisodeFile(data_path, pixels_key=run.config.data.pixels_key,

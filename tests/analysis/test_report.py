@@ -23,12 +23,21 @@ def pldm_tworoom_run(tworoom_run: tuple[Path, Path], tiny_config, tmp_path_facto
 
 @pytest.mark.slow
 def test_report_compares_lewm_and_pldm(tworoom_run: tuple[Path, Path], pldm_tworoom_run: Path, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+                                       capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import lewm.runs
+
     _, lewm_run = tworoom_run
+    checkpoint_reads: list[Path] = []
+    real_load = lewm.runs.load_checkpoint
+    monkeypatch.setattr(lewm.runs, "load_checkpoint",
+                        lambda path, **kwargs: checkpoint_reads.append(path) or real_load(path, **kwargs))
     out, numbers = tmp_path / "report", tmp_path / "report.json"
     argv = ["report", str(lewm_run), str(pldm_tworoom_run), "--out", str(out), "--env", "two-room", "--evaluate",
             "--eval-episodes", "4", "--json", str(numbers)]
     assert run(argv) == 0
+    # each run's checkpoint is read once although probe, straightness, surprise and eval all ran on it
+    assert sorted(map(str, checkpoint_reads)) == sorted(str(Path(r) / "checkpoints" / "last.pt")
+                                                        for r in (lewm_run, pldm_tworoom_run))
     printed = capsys.readouterr().out
     for label in ("probe r, linear", "straightness", "surprise, teleport", "planning success", "random policy"):
         assert label in printed
