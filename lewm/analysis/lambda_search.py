@@ -23,9 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from lewm.config import TrainConfig
+from lewm.config import TrainConfig, check_field
 from lewm.errors import LewmError
 from lewm.utils.io import atomic_write_text
+
+_WHERE = "lambda-search"
+"""Prefix of this command's error messages."""
 
 
 @dataclass
@@ -52,14 +55,12 @@ class LambdaSearchConfig:
     def validate(self) -> None:
         if not (0.0 < self.low < self.high):
             raise LewmError(f"lambda-search: need 0 < low < high, got low = {self.low!r}, high = {self.high!r}")
-        if self.rounds < 0:
-            raise LewmError(f"lambda-search: rounds = {self.rounds!r} is invalid: must be >= 0")
-        if self.criterion not in ("probe", "success"):
-            raise LewmError(f"lambda-search: criterion = {self.criterion!r} is invalid: use probe or success")
+        check_field(self.rounds >= 0, "rounds", self.rounds, "must be >= 0", where=_WHERE)
+        check_field(self.criterion in ("probe", "success"), "criterion", self.criterion, "use probe or success",
+                    where=_WHERE)
         if self.criterion == "success" and not self.env:
             raise LewmError("lambda-search: the success criterion needs --env (two-room, pusht)")
-        if self.eval_episodes < 1:
-            raise LewmError(f"lambda-search: eval_episodes = {self.eval_episodes!r} is invalid: must be >= 1")
+        check_field(self.eval_episodes >= 1, "eval_episodes", self.eval_episodes, "must be >= 1", where=_WHERE)
 
 
 def bisect_maximum(score: Callable[[float], float], low: float, high: float, rounds: int,
