@@ -59,8 +59,8 @@ def episode_straightness(model: torch.nn.Module, data: EpisodeFile, episodes: Se
     for episode in episodes:
         if data.ep_len[episode] < 2 * stride + 1:
             continue
-        rows = data.ep_offset[episode] + np.arange(0, data.ep_len[episode], stride)
-        frames = torch.from_numpy(np.stack([pixels[r] for r in rows])).to(device)
+        rows = data.ep_offset[episode] + np.arange(0, data.ep_len[episode], stride)  # increasing: one read
+        frames = torch.from_numpy(pixels[rows]).to(device)  # T H W 3
         frames = rearrange(frames, "t h w c -> 1 t c h w")  # B=1 T 3 H W
         values.append(temporal_straightness(model.encode(frames)))
     return values
