@@ -24,6 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 from sklearn.neural_network import MLPRegressor
 
+from lewm.config import check_field, check_positive_ints
 from lewm.data import EpisodeFile
 from lewm.errors import LewmError
 from lewm.runs import LoadedRun, as_run, encode_frames
@@ -51,6 +52,12 @@ class ProbeConfig:
     """Frames encoded at once."""
     fit_mlp: bool = True
     """Also fit the MLP probe (the lambda search scores with the linear one alone)."""
+
+    def validate(self) -> None:
+        check_positive_ints(self, ("max_frames", "mlp_hidden", "mlp_epochs", "batch_size"), "", where="probe")
+        check_field(0.0 < self.test_fraction < 1.0, "test_fraction", self.test_fraction, "must be in (0, 1)",
+                    where="probe")
+        check_field(self.ridge_alpha >= 0.0, "ridge_alpha", self.ridge_alpha, "must be >= 0", where="probe")
 
 
 def parse_target(target: str) -> tuple[str, slice]:
@@ -82,6 +89,7 @@ def probe(run_dir: Path | LoadedRun, targets: list[str], data_path: Path | None 
     """Fit linear and MLP probes from a run's (directory or `LoadedRun`) frozen embeddings to each target; returns
     {target: {"linear": {"mse", "r", ...}, "mlp": {...}, "dims": K}, "_meta": {...}}."""
     config = config or ProbeConfig()
+    config.validate()
     run = as_run(run_dir, device)
     run_dir = run.run_dir
     data_path = Path(data_path or run.config.data_path)

@@ -79,3 +79,15 @@ def test_missing_run_column_and_too_few_episodes_are_one_line(tworoom_run, tmp_p
     collect("two-room", "expert", 1, single, steps_per_episode=40, image_size=32, seed=0, progress=False)
     assert run(["probe", "--run", str(run_dir), "--data", str(single)]) == 2
     assert "probing needs at least 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--test-fraction", "1.5", "test_fraction = 1.5 is invalid: must be in (0, 1)"),
+    ("--mlp-hidden", "0", "mlp_hidden = 0 is invalid: must be an integer >= 1"),
+    ("--ridge-alpha", "-1", "ridge_alpha = -1.0 is invalid: must be >= 0"),
+])
+def test_bad_probe_settings_are_named_before_anything_loads(tmp_path: Path, capsys, flag: str, value: str,
+                                                            message: str) -> None:
+    assert run(["probe", "--run", str(tmp_path / "no_run"), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
