@@ -21,11 +21,13 @@ def _run(script: str, *args: str) -> None:
                    env=env, cwd=ROOT, capture_output=True, timeout=600)
 
 
-def test_plan_speed_contract_and_agreement(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fast_flags", [[], ["--graph"]], ids=["fast", "whole-plan-recording"])
+def test_plan_speed_contract_and_agreement(tmp_path: Path, fast_flags: list[str]) -> None:
     out = tmp_path / "plan.json"
     _run("plan_speed.py", "--preset", "tiny", "--samples", "40", "--iterations", "3", "--dinowm-samples", "1",
-         "--json", str(out))
+         *fast_flags, "--json", str(out))
     result = json.loads(out.read_text())
+    assert result["whole_plan_graph"] is False  # on the CPU the recorded plan runs uncaptured
     assert {"eager_s", "fast_s", "speedup", "dinowm_s", "device"} <= set(result)
     assert result["device"] == "cpu" and result["eager_s"] > 0 and result["fast_s"] > 0 and result["dinowm_s"] > 0
     # the fast planner keeps the eager planner's plan (fp32 on the CPU)
