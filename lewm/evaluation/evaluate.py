@@ -1,7 +1,8 @@
 """`evaluate(run_dir, env)`: the paper protocol with a random baseline, written to RUN_DIR/eval/.
 
     eval/eval.json      success_rate, ci95, random_success_rate, random_ci95, episodes, plan_seconds_per_cycle,
-                        trivial_pairs, protocol (what was run), per-episode results
+                        trivial_pairs, clipped_action_share (executed actions the plan put outside the action
+                        box; 0 while CEM samples inside it), protocol (what was run), per-episode results
     eval/success.png    success rates with 95% intervals, and where each episode's agent went
     eval/episodes.gif   a few planned episodes: observation | goal | trail of the agent so far (goal faint)
 """
@@ -71,6 +72,7 @@ def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = 
         "episodes": count,
         "plan_seconds_per_cycle": float(np.mean(planned.plan_seconds)) if planned.plan_seconds else 0.0,
         "plan_cycles": len(planned.plan_seconds),
+        "clipped_action_share": planned.clipped_action_share,
         "trivial_pairs": float(trivial.mean()),
         "nontrivial_success_rate": float(planned.success[~trivial].mean()) if (~trivial).any() else None,
         "nontrivial_random_success_rate": float(random.success[~trivial].mean()) if (~trivial).any() else None,
@@ -80,6 +82,8 @@ def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = 
             "split": config.split, "goal_offset": config.goal_offset, "budget": config.budget,
             "seed": config.seed, "planner": dataclasses.asdict(config.planner), "rollout": config.rollout,
             "receding_horizon": "all planned blocks executed before replanning",
+            "action_bounds": "CEM candidates clamped to the action box (normalised units) before the rollout; "
+                             "the model's action history holds the executed actions",
             "plan_seconds_note": "one batched CEM call planning every unfinished episode at once",
             "device": device,
         },

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from einops import rearrange
+from einops import rearrange, repeat
 from scipy.stats import binomtest
 
 from lewm.config import check_field, check_positive_ints
@@ -24,7 +24,7 @@ from lewm.data import EpisodeFile, NormStats
 from lewm.envs import make
 from lewm.errors import LewmError
 from lewm.model import FastRollout, LeWM
-from lewm.planning import CEMConfig, CEMPlanner, GraphedPlanner
+from lewm.planning import ActionBounds, CEMConfig, CEMPlanner, GraphedPlanner
 from lewm.runs import encode_frames
 
 
@@ -103,6 +103,8 @@ class Rollouts:
     """Wall time of each batched planning call."""
     final_states: np.ndarray | None = None
     """(E, S) states at the end of each episode (at success, or when the budget ran out)."""
+    clipped_action_share: float = 0.0
+    """Share of executed actions that the policy put outside the action box (clipped before execution)."""
 
 
 def draw_pairs(data: EpisodeFile, episodes: np.ndarray, count: int, goal_offset: int, seed: int,
@@ -171,29 +173,108 @@ def run_random(env_name: str, pairs: Pairs, image_size: int, budget: int, seed: 
                     final_states=_final_states(envs))
 
 
+def normalised_action_bounds(low: np.ndarray, high: np.ndarray, stats: NormStats, action_key: str,
+                             frameskip: int) -> ActionBounds:
+    """The environment's action box [low, high] (A,) in the units CEM samples: z-scored with the run's statistics
+    ((bound - mean) / std per action dimension) and tiled over the frameskip actions of a block, (K,) each.
+
+    CEM samples in normalised units without knowing the box; bounding it there keeps every candidate the model
+    scores equal to what the environment executes (no clipping after planning)."""
+    lower = stats.normalize(action_key, np.asarray(low, dtype=np.float64))  # A
+    upper = stats.normalize(action_key, np.asarray(high, dtype=np.float64))  # A
+    return ActionBounds(lower=torch.from_numpy(repeat(lower, "a -> (f a)", f=frameskip)).float(),  # K
+                        upper=torch.from_numpy(repeat(upper, "a -> (f a)", f=frameskip)).float())  # K
+
+
+def executed_blocks(executed: np.ndarray, stats: NormStats, action_key: str) -> torch.Tensor:
+    """(N, H, frameskip, A) raw actions the environments executed -> (N, H, K) normalised blocks.
+
+    The model's action history must hold what ran (after clipping to the action box), not the plan, or it
+    predicts the next frames from actions the environment never saw."""
+    normalised = stats.normalize(action_key, np.asarray(executed, dtype=np.float32))  # N H frameskip A
+    return torch.from_numpy(rearrange(normalised, "n h f a -> n h (f a)"))  # N H K
+
+
+def outside_box(actions: np.ndarray, low: np.ndarray, high: np.ndarray, rtol: float = 1e-5) -> np.ndarray:
+    """(..., A) raw actions -> (...,) bool: some element lies outside [low, high] by more than float rounding.
+
+    Bounds round-tripped through normalisation in float32 can land one ulp outside the box; that is not an
+    action the environment had to change, so a relative tolerance absorbs it."""
+    slack = rtol * np.maximum(1.0, np.abs(high - low))
+    return ((actions < low - slack) | (actions > high + slack)).any(axis=-1)
+
+
+@dataclass
+class _Progress:
+    """What the receding-horizon loop tracks per episode, updated as environment steps run."""
+
+    frames: np.ndarray
+    """(E, S, S, 3) the latest observation of every environment."""
+    success: np.ndarray
+    """(E,) bool: the success test held at some step."""
+    steps_done: np.ndarray
+    """(E,) steps taken until success (budget when never)."""
+    recorded: list[list[np.ndarray]]
+    """Observed frames of the first few episodes (for videos)."""
+    step: int = 0
+    """Environment steps run so far (the same for every unfinished episode)."""
+    executed_actions: int = 0
+    """Actions sent to an environment."""
+    clipped_actions: int = 0
+    """Of those, actions the plan put outside the action box (clipped before execution)."""
+
+
+def _execute_block(envs: list[Any], progress: _Progress, active: np.ndarray, planned: np.ndarray,
+                   executed: np.ndarray, budget: int) -> None:
+    """Run one block (frameskip steps) in every active, unfinished environment.
+
+    planned (A, frameskip, A_dim) the de-normalised plan; executed (A, frameskip, A_dim) the same clipped to the
+    action box, which is what the environments receive."""
+    for sub in range(executed.shape[1]):
+        if progress.step >= budget:
+            return
+        for slot, index in enumerate(active):
+            if progress.success[index]:
+                continue
+            env = envs[index]
+            progress.executed_actions += 1
+            progress.clipped_actions += int(outside_box(planned[slot, sub], env.action_space.low,
+                                                        env.action_space.high))
+            obs, _, _, _, info = env.step(executed[slot, sub])
+            progress.frames[index] = obs["pixels"]
+            if index < len(progress.recorded):
+                progress.recorded[index].append(obs["pixels"])
+            if info["success"]:
+                progress.success[index], progress.steps_done[index] = True, progress.step + 1
+        progress.step += 1
+
+
 @torch.inference_mode()
 def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, image_size: int, config: EvalConfig,
                 device: torch.device, action_key: str = "action") -> Rollouts:
-    """Receding-horizon CEM: plan H blocks for every unfinished episode at once, execute them all, replan."""
+    """Receding-horizon CEM: plan H blocks for every unfinished episode at once, execute them all, replan.
+
+    CEM samples inside the environment's action box (in normalised units), and the history the model is
+    conditioned on holds the executed actions, normalised again."""
     frameskip, history = model.config.frameskip, model.config.history
-    action_dim = model.config.action_dim
-    planner = CEMPlanner(config.planner, block_dim=frameskip * action_dim)
+    block_dim = frameskip * model.config.action_dim
+    envs, frames = _reset_envs(env_name, pairs, image_size, config.budget)
+    low, high = envs[0].action_space.low, envs[0].action_space.high  # A each, one environment kind
+    bounds = normalised_action_bounds(low, high, stats, action_key, frameskip)
+    planner = CEMPlanner(config.planner, block_dim=block_dim, bounds=bounds)
     rollout = model.rollout if config.rollout == "eager" else FastRollout(model)
     graphed = GraphedPlanner(planner, rollout) if config.rollout == "graph" else None
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    envs, frames = _reset_envs(env_name, pairs, image_size, config.budget)
     goal_frames = np.stack([env.unwrapped.goal_observation() for env in envs])  # E S S 3
     goal_emb = encode_frames(model, goal_frames, device)  # E D
     emb_history = encode_frames(model, frames, device)[:, None]  # E L=1 D
-    block_history = torch.zeros(len(envs), 0, frameskip * action_dim, device=device)  # E L-1 K
+    block_history = torch.zeros(len(envs), 0, block_dim, device=device)  # E L-1 K
     solved = _solved_at_start(envs, pairs)
-    success = solved.copy()
-    steps_done = np.where(success, 0, config.budget)
-    recorded = [[frames[i]] for i in range(min(config.videos, len(envs)))]
+    progress = _Progress(frames=frames, success=solved.copy(), steps_done=np.where(solved, 0, config.budget),
+                         recorded=[[frames[i]] for i in range(min(config.videos, len(envs)))])
     plan_seconds: list[float] = []
-    step = 0
-    while step < config.budget and not success.all():
-        active = np.flatnonzero(~success)
+    while progress.step < config.budget and not progress.success.all():
+        active = np.flatnonzero(~progress.success)
         planned_rows = np.arange(len(envs)) if graphed else active  # a recorded graph keeps its batch size
         observed = min(history, emb_history.shape[1])
         context = emb_history[planned_rows, -observed:]  # A h D
@@ -206,28 +287,16 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
         plan_seconds.append(time.perf_counter() - start)
         raw = rearrange(plan.cpu().numpy(), "a h (f d) -> a h f d", f=frameskip)  # A H frameskip A_dim
         raw = np.asarray(stats.denormalize(action_key, raw))
-        blocks = torch.zeros(len(envs), plan.shape[1], plan.shape[2], device=device)
-        blocks[active] = plan
+        executed = np.clip(raw, low, high).astype(np.float32)  # A H frameskip A_dim: what the envs receive
+        blocks = torch.zeros(len(envs), plan.shape[1], block_dim, device=device)  # E H K
+        blocks[active] = executed_blocks(executed, stats, action_key).to(device)
         for block in range(plan.shape[1]):
-            for sub in range(frameskip):
-                if step >= config.budget:
-                    break
-                for slot, index in enumerate(active):
-                    if success[index]:
-                        continue
-                    env = envs[index]
-                    action = np.clip(raw[slot, block, sub], env.action_space.low, env.action_space.high)
-                    obs, _, _, _, info = env.step(action.astype(np.float32))
-                    frames[index] = obs["pixels"]
-                    if index < len(recorded):
-                        recorded[index].append(obs["pixels"])
-                    if info["success"]:
-                        success[index], steps_done[index] = True, step + 1
-                step += 1
-            emb_history = torch.cat([emb_history, encode_frames(model, frames, device)[:, None]], dim=1)
+            _execute_block(envs, progress, active, raw[:, block], executed[:, block], config.budget)
+            emb_history = torch.cat([emb_history, encode_frames(model, progress.frames, device)[:, None]], dim=1)
             block_history = torch.cat([block_history, blocks[:, block : block + 1]], dim=1)
-            if step >= config.budget or success.all():
+            if progress.step >= config.budget or progress.success.all():
                 break
-    return Rollouts(success=success, steps_to_success=steps_done, solved_at_start=solved, frames=recorded,
-                    goal_frames=list(goal_frames[: len(recorded)]), plan_seconds=plan_seconds,
-                    final_states=_final_states(envs))
+    return Rollouts(success=progress.success, steps_to_success=progress.steps_done, solved_at_start=solved,
+                    frames=progress.recorded, goal_frames=list(goal_frames[: len(progress.recorded)]),
+                    plan_seconds=plan_seconds, final_states=_final_states(envs),
+                    clipped_action_share=progress.clipped_actions / max(progress.executed_actions, 1))

@@ -9,10 +9,15 @@ embeddings out) and a `cost` on the predictions, so the same solver plans with a
 with the true dynamics. A rollout is either a plain function, which `PlainRollout` runs on the history repeated
 for every sample (the eager path), or an object with the same two methods as `PlainRollout` that can compute
 what all samples share once per plan (`lewm.model.FastRollout`).
+
+Candidates can be bounded per element (`ActionBounds`): the environment's action box in the normalised units CEM
+samples in. They are clamped in the sample stage, before the rollout, so the model only ever scores actions the
+environment will execute unchanged; every elite is then inside the box, and so is their mean (the plan).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -71,8 +76,49 @@ class CEMConfig:
 
     def validate(self, prefix: str = "planner") -> None:
         check_positive_ints(self, ("samples", "elites", "horizon", "iterations"), prefix)
+        check_field(self.elites >= 2, f"{prefix}.elites", self.elites,
+                    "must be >= 2 (the std of a single elite is NaN)")
         check_field(self.elites <= self.samples, f"{prefix}.elites", self.elites, f"must be <= samples {self.samples}")
-        check_field(self.init_std > 0, f"{prefix}.init_std", self.init_std, "must be > 0")
+        check_field(_is_number(self.init_std) and math.isfinite(self.init_std) and self.init_std > 0,
+                    f"{prefix}.init_std", self.init_std, "must be a finite number > 0")
+        check_field(_is_number(self.min_std) and math.isfinite(self.min_std) and self.min_std >= 0,
+                    f"{prefix}.min_std", self.min_std, "must be a finite number >= 0")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class ActionBounds:
+    """Per-element lower and upper limits on the candidates, in normalised action units.
+
+    Each is (H, K) after construction (give (K,), (1, K) or (H, K): anything that broadcasts to one plan), the
+    same for every environment, because the planner plans for a varying subset of the environments. Infinite
+    limits leave an element free.
+    """
+
+    lower: Tensor
+    upper: Tensor
+
+    def to(self, device: torch.device) -> ActionBounds:
+        """Float32 copies on `device`, made once per plan (a CUDA graph reads them, it must not copy them)."""
+        return ActionBounds(self.lower.to(device, torch.float32), self.upper.to(device, torch.float32))
+
+
+def shaped_bounds(bounds: ActionBounds | None, horizon: int, block_dim: int) -> ActionBounds:
+    """`bounds` broadcast to (H, K) and checked; None -> (-inf, +inf), so the clamp stays one unconditional step."""
+    if bounds is None:
+        lower = torch.full((horizon, block_dim), -math.inf)
+        return ActionBounds(lower, -lower)
+    try:
+        lower = torch.as_tensor(bounds.lower, dtype=torch.float32).expand(horizon, block_dim).contiguous()  # H K
+        upper = torch.as_tensor(bounds.upper, dtype=torch.float32).expand(horizon, block_dim).contiguous()  # H K
+    except RuntimeError as error:
+        raise ValueError(f"action bounds must broadcast to (horizon {horizon}, block {block_dim}): {error}") from error
+    if lower.isnan().any() or upper.isnan().any() or (lower > upper).any():
+        raise ValueError("action bounds: every lower limit must be <= its upper limit (and not NaN)")
+    return ActionBounds(lower, upper)
 
 
 @dataclass
@@ -88,13 +134,16 @@ class PlanResult:
 
 
 class CEMPlanner:
-    """Batched CEM over action blocks of size K = frameskip * A."""
+    """Batched CEM over action blocks of size K = frameskip * A, optionally inside per-element `bounds`."""
 
-    def __init__(self, config: CEMConfig, block_dim: int, cost: CostFn = final_embedding_cost) -> None:
+    def __init__(self, config: CEMConfig, block_dim: int, cost: CostFn = final_embedding_cost,
+                 bounds: ActionBounds | None = None) -> None:
         config.validate()
         self.config = config
         self.block_dim = block_dim
         self.cost = cost
+        self.bounds = shaped_bounds(bounds, config.horizon, block_dim)
+        """(H, K) limits on every candidate, normalised units; +-inf when unbounded."""
 
     def initial_distribution(self, envs: int, device: torch.device) -> tuple[Tensor, Tensor]:
         """The first sampling distribution: mean 0 and std `init_std`, each (N, H, K)."""
@@ -102,18 +151,19 @@ class CEMPlanner:
         return mean, torch.full_like(mean, self.config.init_std)
 
     def iterate(self, runner: PlainRollout, context: dict, goal: Tensor, mean: Tensor, std: Tensor,
-                noise: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+                noise: Tensor, bounds: ActionBounds) -> tuple[Tensor, Tensor, Tensor]:
         """One CEM iteration for all N environments: sample -> roll out -> score -> elites -> update.
 
         noise (N, S, H, K) standard normal draws (candidate 0's row is overwritten with zeros); mean and std
-        (N, H, K). Returns the next mean and std and the best elite cost (N,). No host synchronisation, no
-        data-dependent Python branches: a CUDA graph can capture it.
+        (N, H, K); bounds: `self.bounds` on the device (H, K each). Returns the next mean and std and the best
+        elite cost (N,). No host synchronisation, no data-dependent Python branches: a CUDA graph can capture it.
         """
         cfg = self.config
         envs = mean.shape[0]
-        # sample: mean + std * noise, with candidate 0 the mean itself
+        # sample: mean + std * noise, with candidate 0 the mean itself, clamped into the action box so the model
+        # scores what the environment will execute
         noise[:, 0] = 0.0
-        candidates = mean[:, None] + std[:, None] * noise  # N S H K
+        candidates = (mean[:, None] + std[:, None] * noise).clamp(bounds.lower, bounds.upper)  # N S H K
         # roll out: all N*S candidates through the model in one batch
         flat = rearrange(candidates, "n s h k -> (n s) h k")
         predictions = runner(context, flat)  # (N*S) H D
@@ -154,13 +204,14 @@ class CEMPlanner:
         cfg = self.config
         envs, device = emb_history.shape[0], emb_history.device
         runner = rollout if hasattr(rollout, "prepare") else PlainRollout(rollout)
+        bounds = self.bounds.to(device)  # H K each, moved once per plan
         mean, std = self.initial_distribution(envs, device)  # N H K each
         # what every sample shares (the observed history) is prepared once and reused every iteration
         context = runner.prepare(emb_history, past_blocks, cfg.samples, cfg.horizon)
         trace = []
         for _ in range(cfg.iterations):
             noise = torch.randn(envs, cfg.samples, cfg.horizon, self.block_dim, device=device, generator=generator)
-            mean, std, best = self.iterate(runner, context, goal, mean, std, noise)
+            mean, std, best = self.iterate(runner, context, goal, mean, std, noise, bounds)
             trace.append(best)
         final = self.final_cost(runner, emb_history, past_blocks, goal, mean)
         return PlanResult(actions=mean, cost=final, cost_per_iteration=trace)

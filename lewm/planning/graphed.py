@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lewm.planning.cem import CEMPlanner, PlainRollout, PlanResult, RolloutFn
+from lewm.planning.cem import ActionBounds, CEMPlanner, PlainRollout, PlanResult, RolloutFn
 
 
 @dataclass
@@ -34,6 +34,8 @@ class _Recording:
     """(N, h-1, K) executed blocks, or None (zeros)."""
     noise: Tensor
     """(I, N, S, H, K) standard normal draws, refilled before every replay."""
+    bounds: ActionBounds
+    """(H, K) candidate limits on this recording's device: fixed for the planner, so copied in once."""
     run: Callable[[], tuple[Tensor, Tensor, Tensor]] | None
     """Plans from the buffers: the final mean (N, H, K), its cost (N,) and the best elite cost per iteration
     (I, N). On CUDA it replays the graph and returns the graph's own output tensors."""
@@ -81,6 +83,7 @@ class GraphedPlanner:
                 emb_history=emb_history.clone(), goal=goal.clone(),
                 past_blocks=None if past_blocks is None else past_blocks.clone(),
                 noise=torch.randn(cfg.iterations, envs, cfg.samples, cfg.horizon, planner.block_dim, device=device),
+                bounds=planner.bounds.to(device),  # before any capture: a recorded plan must not copy from the host
                 run=None,  # set below, once the plan over these buffers exists
             )
 
@@ -89,7 +92,7 @@ class GraphedPlanner:
             mean, std = planner.initial_distribution(envs, device)  # N H K each
             trace = []
             for draws in static.noise:  # I x (N, S, H, K)
-                mean, std, best = planner.iterate(runner, context, static.goal, mean, std, draws)
+                mean, std, best = planner.iterate(runner, context, static.goal, mean, std, draws, static.bounds)
                 trace.append(best)
             cost = planner.final_cost(runner, static.emb_history, static.past_blocks, static.goal, mean)
             return mean, cost, torch.stack(trace)  # (N, H, K), (N,), (I, N)

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from einops import rearrange
 
 from lewm.cli.main import run
-from lewm.data import write_episodes
+from lewm.data import NormStats, write_episodes
 from lewm.demo import DemoPlan, run_demo
 from lewm.envs.collect import collect
 from lewm.evaluation import EvalConfig
+from lewm.evaluation.protocol import executed_blocks, normalised_action_bounds, outside_box
 from lewm.planning import CEMConfig
 from lewm.training import train
 
@@ -44,6 +47,8 @@ def test_lewm_eval_writes_results_plot_and_video(tiny_run: tuple[Path, Path], ca
     assert result["ci95"][0] <= result["success_rate"] <= result["ci95"][1]
     assert result["protocol"]["goal_offset"] == 25 and result["protocol"]["budget"] == 50
     assert result["plan_seconds_per_cycle"] > 0
+    assert result["clipped_action_share"] == 0.0  # CEM samples inside the action box
+    assert "0% of executed actions clipped" in out
     # each goal is the state 25 steps after its start in the data's same episode
     from lewm.data import EpisodeFile
 
@@ -75,8 +80,71 @@ def test_eval_with_the_whole_plan_recorded(tiny_run: tuple[Path, Path], tmp_path
     result = json.loads((out / "eval.json").read_text())
     assert result["protocol"]["rollout"] == "graph" and len(result["per_episode"]) == 5
     assert result["plan_cycles"] >= 1
+    assert result["clipped_action_share"] == 0.0
     for episode in result["per_episode"]:
         assert bool(is_success(np.array(episode["final_state"]), np.array(episode["goal"]))) == episode["success"]
+
+
+def test_single_elite_is_one_line(tmp_path: Path, capsys) -> None:
+    """The std of one elite is NaN: rejected before any model is loaded."""
+    assert run(["eval", "--run", str(tmp_path / "no_run"), "--env", "two-room", "--elites", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "planner.elites = 1" in err and ">= 2" in err and len(err.splitlines()) == 1
+    assert run(["eval", "--run", str(tmp_path / "no_run"), "--env", "two-room", "--min-std", "-0.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "planner.min_std = -0.5" in err and len(err.splitlines()) == 1
+
+
+def test_action_box_in_normalised_units_and_executed_blocks() -> None:
+    stats = NormStats(mean={"action": np.array([0.5, -0.2])}, std={"action": np.array([2.0, 0.5])})
+    bounds = normalised_action_bounds(np.array([-1.0, -1.0], np.float32), np.array([1.0, 1.0], np.float32),
+                                      stats, "action", frameskip=2)
+    np.testing.assert_allclose(bounds.lower.numpy(), [-0.75, -1.6, -0.75, -1.6], rtol=1e-6)  # (f a) order
+    np.testing.assert_allclose(bounds.upper.numpy(), [0.25, 2.4, 0.25, 2.4], rtol=1e-6)
+    # the limits map back onto the box, up to float rounding that is not counted as clipping
+    back = stats.denormalize("action", rearrange(torch.stack([bounds.lower, bounds.upper]).numpy(),
+                                                 "b (f a) -> b f a", f=2))
+    assert not outside_box(back, -1.0, 1.0).any()
+    np.testing.assert_allclose(back[0], -1.0, atol=1e-6)
+    assert list(outside_box(np.array([[1.0, 0.0], [1.5, 0.0], [0.2, -1.01]]), -1.0, 1.0)) == [False, True, True]
+    executed = np.array([[[[1.0, -1.0], [0.5, 0.3]]]], np.float32)  # N=1 H=1 frameskip=2 A=2
+    blocks = executed_blocks(executed, stats, "action")  # N H K
+    np.testing.assert_allclose(blocks.numpy(), [[[0.25, -1.6, 0.0, 1.0]]], rtol=1e-6)
+
+
+def test_history_holds_the_executed_actions(tiny_run: tuple[Path, Path], monkeypatch) -> None:
+    """A plan outside the action box (here forced; an unbounded CEM made ~20% such actions on Two-Room) is
+    clipped at execution, counted, and the model's action history gets the clipped actions, normalised."""
+    from lewm.envs.two_room import sample_free_positions
+    from lewm.evaluation import protocol
+    from lewm.planning import CEMPlanner, PlanResult
+    from lewm.runs import as_run
+
+    loaded = as_run(tiny_run[1], "cpu")
+    stats, frameskip = loaded.stats, loaded.model.config.frameskip
+    planned_raw = np.tile(np.array([3.0, 0.5], np.float32), (frameskip, 1))  # frameskip A: x far outside
+    planned = torch.from_numpy(rearrange(stats.normalize("action", planned_raw), "f a -> (f a)"))  # K
+    seen: list[torch.Tensor | None] = []
+
+    class OutOfBoxPlanner(CEMPlanner):
+        def plan(self, rollout, emb_history, goal, past_blocks=None, generator=None) -> PlanResult:
+            seen.append(None if past_blocks is None else past_blocks.clone())
+            actions = planned.expand(len(goal), self.config.horizon, len(planned)).clone()  # N H K
+            return PlanResult(actions=actions, cost=torch.zeros(len(goal)))
+
+    monkeypatch.setattr(protocol, "CEMPlanner", OutOfBoxPlanner)
+    rng = np.random.default_rng(0)
+    starts, goals = sample_free_positions(rng, 2), sample_free_positions(rng, 2)
+    assert (np.linalg.norm(starts - goals, axis=1) > 60).all()  # out of reach in the budget
+    pairs = protocol.Pairs(starts=starts.astype(np.float64), goals=goals.astype(np.float64), rows=np.arange(2))
+    config = EvalConfig(episodes=2, budget=2 * frameskip, videos=0,
+                        planner=CEMConfig(samples=4, elites=2, horizon=1, iterations=1))
+    result = protocol.run_planner(loaded.model, stats, "two-room", pairs, 32, config, torch.device("cpu"))
+    assert len(seen) == 2 and seen[1].shape == (2, 1, frameskip * 2)  # the second plan sees the first block
+    expected = stats.normalize("action", np.tile(np.array([1.0, 0.5], np.float32), (frameskip, 1)))
+    torch.testing.assert_close(seen[1][0, 0], torch.from_numpy(rearrange(expected, "f a -> (f a)")))
+    assert not torch.allclose(seen[1][0, 0], planned)  # not the plan itself
+    assert result.clipped_action_share == 1.0
 
 
 def test_unknown_env_is_one_line(tiny_run: tuple[Path, Path], capsys) -> None:

@@ -11,7 +11,7 @@ from einops import rearrange
 from lewm.envs.policies import expert_actions, random_actions
 from lewm.envs.two_room import is_success, sample_free_positions, step_positions
 from lewm.errors import LewmError
-from lewm.planning import CEMConfig, CEMPlanner
+from lewm.planning import ActionBounds, CEMConfig, CEMPlanner, PlainRollout
 
 FRAMESKIP, SCALE = 5, 100.0
 
@@ -66,7 +66,9 @@ def test_cem_with_true_dynamics_reaches_goals_far_more_often_than_random() -> No
     starts, goals = _pairs(40, seed=3)
     crossing = (starts[:, 0] < 112) != (goals[:, 0] < 112)
     assert crossing.sum() >= 5  # the pairs include trips through the door
-    planner = CEMPlanner(CEMConfig(samples=300, elites=30, horizon=5, iterations=10), block_dim=FRAMESKIP * 2)
+    box = ActionBounds(-torch.ones(FRAMESKIP * 2), torch.ones(FRAMESKIP * 2))  # the env's box (actions unscaled)
+    planner = CEMPlanner(CEMConfig(samples=300, elites=30, horizon=5, iterations=10), block_dim=FRAMESKIP * 2,
+                         bounds=box)
     planned = _run_mpc(planner, starts, goals)
     random = _run_mpc(None, starts, goals)
     assert planned.mean() >= 0.85, planned.mean()
@@ -103,10 +105,71 @@ def test_cem_sample_zero_is_the_mean_and_seed_is_reproducible() -> None:
 
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("samples", 0, "planner.samples = 0"), ("elites", 500, "planner.elites = 500"),
-    ("init_std", 0.0, "planner.init_std = 0.0"),
+    ("elites", 1, "planner.elites = 1 is invalid: must be >= 2"),
+    ("init_std", 0.0, "planner.init_std = 0.0"), ("init_std", float("inf"), "planner.init_std = inf"),
+    ("min_std", -0.1, "planner.min_std = -0.1 is invalid: must be a finite number >= 0"),
+    ("min_std", float("nan"), "planner.min_std = nan"), ("min_std", float("inf"), "planner.min_std = inf"),
 ])
 def test_bad_planner_config_is_named(field: str, value, message: str) -> None:
     config = CEMConfig()
     setattr(config, field, value)
     with pytest.raises(LewmError, match=message):
         CEMPlanner(config, block_dim=10)
+
+
+def test_positive_min_std_is_a_floor_on_the_sampling_std() -> None:
+    planner = CEMPlanner(CEMConfig(samples=16, elites=4, horizon=2, iterations=1, min_std=0.25), block_dim=3)
+    mean, std = planner.initial_distribution(2, torch.device("cpu"))
+    bounds = planner.bounds.to(torch.device("cpu"))
+    noise = torch.randn(2, 16, 2, 3, generator=torch.Generator().manual_seed(0)) * 1e-3  # elites nearly equal
+    _, std, _ = planner.iterate(PlainRollout(lambda h, b, p: b.cumsum(dim=1)), {"history": None, "past": None},
+                                torch.ones(2, 3), mean, std, noise, bounds)
+    assert (std == 0.25).all()
+
+
+class _Recorder(PlainRollout):
+    """A rollout that keeps every candidate it is asked to score (the linear model: running sum of actions)."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda history, blocks, past: history[:, -1:] + blocks.cumsum(dim=1))
+        self.seen: list[torch.Tensor] = []
+
+    def __call__(self, context: dict, action_blocks: torch.Tensor) -> torch.Tensor:
+        self.seen.append(action_blocks.clone())
+        return super().__call__(context, action_blocks)
+
+
+def test_bounded_candidates_never_leave_the_box() -> None:
+    """The unbounded optimum (sum of 3 blocks = goal 2.4) lies outside [-0.5, 0.3] per element: every scored
+    candidate of every iteration, and the plan, stay inside, and the plan presses against the binding limit."""
+    lower, upper = torch.tensor([-0.5, -0.2]), torch.tensor([0.3, 0.1])
+    config = CEMConfig(samples=64, elites=8, horizon=3, iterations=8)
+    planner = CEMPlanner(config, block_dim=2, bounds=ActionBounds(lower, upper))
+    recorder = _Recorder()
+    goal = torch.tensor([[2.4, -1.0], [-3.0, 0.6]])
+    result = planner.plan(recorder, torch.zeros(2, 1, 2), goal, generator=torch.Generator().manual_seed(0))
+    assert len(recorder.seen) == config.iterations + 1  # every iteration's candidates, then the plan itself
+    for candidates in recorder.seen:  # (N*S, H, K), the last one the final plan
+        assert (candidates >= lower).all() and (candidates <= upper).all()
+    assert (result.actions >= lower).all() and (result.actions <= upper).all()
+    # goal above the box in dim 0 for env 0, below in dim 1: the plan sits on those limits
+    torch.testing.assert_close(result.actions[0, :, 0], torch.full((3,), 0.3), atol=0.02, rtol=0)
+    torch.testing.assert_close(result.actions[0, :, 1], torch.full((3,), -0.2), atol=0.02, rtol=0)
+    # the same problem unbounded leaves the box: the bound is what keeps the candidates in
+    free = CEMPlanner(config, block_dim=2).plan(recorder, torch.zeros(2, 1, 2), goal,
+                                                generator=torch.Generator().manual_seed(0))
+    assert ((free.actions < lower) | (free.actions > upper)).any()
+    torch.testing.assert_close(free.actions.sum(dim=1), goal, atol=0.1, rtol=0)
+
+
+def test_bounds_broadcast_per_block_and_reject_an_empty_box() -> None:
+    per_block = ActionBounds(torch.tensor([[-1.0], [0.0]]), torch.tensor([[1.0], [0.5]]))  # (H=2, 1) -> (2, 3)
+    planner = CEMPlanner(CEMConfig(samples=8, elites=2, horizon=2, iterations=2), block_dim=3, bounds=per_block)
+    assert planner.bounds.lower.shape == (2, 3)
+    result = planner.plan(lambda h, b, p: b.cumsum(dim=1), torch.zeros(1, 1, 3), torch.full((1, 3), -5.0),
+                          generator=torch.Generator().manual_seed(0))
+    assert (result.actions[0, 1] >= 0).all() and (result.actions[0, 0] >= -1).all()
+    with pytest.raises(ValueError, match="lower limit must be <="):
+        CEMPlanner(CEMConfig(), block_dim=2, bounds=ActionBounds(torch.ones(2), torch.zeros(2)))
+    with pytest.raises(ValueError, match="must broadcast"):
+        CEMPlanner(CEMConfig(), block_dim=2, bounds=ActionBounds(torch.zeros(3), torch.ones(3)))

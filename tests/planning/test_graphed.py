@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from lewm.planning import CEMConfig, CEMPlanner, GraphedPlanner
+from lewm.planning import ActionBounds, CEMConfig, CEMPlanner, GraphedPlanner
 
 
 def _pull_towards(history: torch.Tensor, blocks: torch.Tensor, past: torch.Tensor | None) -> torch.Tensor:
@@ -42,3 +42,21 @@ def test_graphed_plan_equals_the_plain_plan_and_reads_new_inputs() -> None:
     _assert_same_plan(got, planner.plan(_pull_towards, history, goal, generator=torch.Generator().manual_seed(9)))
     assert len(graphed._recordings) == 2
     assert (got.cost < torch.stack(got.cost_per_iteration)[0] + 1e-6).all()
+
+
+def test_graphed_plan_with_bounds_equals_the_plain_plan_inside_the_box() -> None:
+    bounds = ActionBounds(torch.tensor([-0.3, -1.0]), torch.tensor([0.2, 0.4]))
+    planner = CEMPlanner(CEMConfig(samples=32, elites=6, horizon=3, iterations=4), block_dim=2, bounds=bounds)
+    graphed = GraphedPlanner(planner, _pull_towards)
+    inputs = torch.Generator().manual_seed(4)
+    for call in range(2):
+        history = torch.randn(5, 1, 2, generator=inputs)
+        goal = 3 * torch.randn(5, 2, generator=inputs)  # mostly out of reach inside the box
+        expected = planner.plan(_pull_towards, history, goal, generator=torch.Generator().manual_seed(call))
+        got = graphed.plan(history, goal, generator=torch.Generator().manual_seed(call))
+        _assert_same_plan(got, expected)
+        assert (got.actions >= bounds.lower).all() and (got.actions <= bounds.upper).all()
+    # the box binds: the unbounded plan for the same inputs leaves it
+    free = CEMPlanner(planner.config, block_dim=2).plan(_pull_towards, history, goal,
+                                                        generator=torch.Generator().manual_seed(1))
+    assert ((free.actions < bounds.lower) | (free.actions > bounds.upper)).any()
