@@ -2,10 +2,12 @@
 
 Frames of held-out episodes are encoded by a trained run's encoder + projector (eval mode, no gradients), and
 linear (ridge) and small MLP probes (scikit-learn) are fitted on the embeddings of training episodes to predict
-a target column (`proprio`, `state`, or a slice such as `state[0:2]`). Targets are z-scored with the training
-episodes' statistics, so the reported MSE is in units of the target's standard deviation (REFERENCE's LeWM
-Two-Room figure: MSE 0.008, Pearson r 0.996). Episodes, never frames, are split, so a probe is never tested on
-frames adjacent to ones it was fitted on.
+a target column (`proprio`, `state`, or a slice such as `state[0:2]`), or an angle as its (cos, sin) pair
+(`sincos(state[4])`: a raw angle in [0, 2 pi) jumps where it wraps, which no smooth probe can follow, so a
+raw-angle probe would report a low r even for embeddings that hold the angle exactly). Targets are z-scored
+with the training episodes' statistics, so the reported MSE is in units of the target's standard deviation
+(REFERENCE's LeWM Two-Room figure: MSE 0.008, Pearson r 0.996). Episodes, never frames, are split, so a probe
+is never tested on frames adjacent to ones it was fitted on.
 
 Shapes: N frames, D embedding dim, K target dims.
 """
@@ -30,6 +32,22 @@ from lewm.errors import LewmError
 from lewm.runs import LoadedRun, as_run, encode_frames
 
 _TARGET = re.compile(r"^(?P<column>[A-Za-z_][\w/]*)(\[(?P<start>\d*)(?P<colon>:?)(?P<stop>\d*)\])?$")
+_SINCOS = re.compile(r"^sincos\(\s*(?P<column>[A-Za-z_][\w/]*)\[(?P<index>\d+)\]\s*\)$")
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """A parsed probe target: the dims of a column, or with `sincos` one angle dim probed as (cos, sin)."""
+
+    column: str
+    dims: slice
+    sincos: bool = False
+
+    def values(self, picked: np.ndarray) -> np.ndarray:
+        """(N, K) picked column values -> (N, K) as they are, or (N, 2) (cos, sin) of the one angle dim."""
+        if not self.sincos:
+            return picked
+        return np.column_stack([np.cos(picked[:, 0]), np.sin(picked[:, 0])])
 
 
 @dataclass
@@ -60,19 +78,34 @@ class ProbeConfig:
         check_field(self.ridge_alpha >= 0.0, "ridge_alpha", self.ridge_alpha, "must be >= 0", where="probe")
 
 
-def parse_target(target: str) -> tuple[str, slice]:
-    """'state' -> ('state', all dims); 'state[0:2]' -> dims 0-1; 'state[4]' -> dim 4."""
-    match = _TARGET.match(target.strip())
+def parse_probe_target(target: str) -> ProbeTarget:
+    """'state' -> all dims; 'state[0:2]' -> dims 0-1; 'state[4]' -> dim 4; 'sincos(state[4])' -> dim 4 as
+    (cos, sin)."""
+    text = target.strip()
+    if text.startswith("sincos("):
+        match = _SINCOS.match(text)
+        if match is None:
+            raise LewmError(f"probe: target {target!r} is invalid: use sincos(COLUMN[INDEX]) with one index")
+        index = int(match["index"])
+        return ProbeTarget(match["column"], slice(index, index + 1), sincos=True)
+    match = _TARGET.match(text)
     if match is None:
-        raise LewmError(f"probe: target {target!r} is invalid: use a column name, optionally with [i] or [i:j]")
+        raise LewmError(f"probe: target {target!r} is invalid: use a column name, optionally with [i] or [i:j], "
+                        "or sincos(COLUMN[INDEX])")
     column, start, colon, stop = match["column"], match["start"], match["colon"], match["stop"]
     if match.group(2) is None:
-        return column, slice(None)
+        return ProbeTarget(column, slice(None))
     if not colon:
         if not start:
             raise LewmError(f"probe: target {target!r} is invalid: empty index")
-        return column, slice(int(start), int(start) + 1)
-    return column, slice(int(start) if start else None, int(stop) if stop else None)
+        return ProbeTarget(column, slice(int(start), int(start) + 1))
+    return ProbeTarget(column, slice(int(start) if start else None, int(stop) if stop else None))
+
+
+def parse_target(target: str) -> tuple[str, slice]:
+    """(column, dims) of a target (see `parse_probe_target`), for callers that only need the column."""
+    parsed = parse_probe_target(target)
+    return parsed.column, parsed.dims
 
 
 def _scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
@@ -84,20 +117,56 @@ def _scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
             "r_per_dim": per_r}
 
 
+def _angle_errors(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Angle errors (radians, wrapped to [-pi, pi]) of (N, 2) predicted vs true (cos, sin) pairs, read back with
+    atan2 — the quantity a Push-T success test cares about (block angle within pi/9), which r does not show."""
+    error = np.arctan2(predicted[:, 1], predicted[:, 0]) - np.arctan2(truth[:, 1], truth[:, 0])
+    error = np.abs((error + np.pi) % (2 * np.pi) - np.pi)
+    return {"angle_rmse_rad": float(np.sqrt(np.mean(error**2))), "angle_median_abs_rad": float(np.median(error))}
+
+
+def fit_probes(inputs: np.ndarray, values: np.ndarray, is_test: np.ndarray, config: ProbeConfig,
+               sincos: bool = False) -> dict[str, Any]:
+    """Fit the linear (and MLP) probe from (N, D) z-scored embeddings to (N, K) target values on the frames not
+    in `is_test` and score it on the others: {"linear": {...}, "mlp": {...}, "dims": K}. Rows with a non-finite
+    target are left out. With `sincos` (values are (cos, sin) pairs) the scores add the angle errors."""
+    valid = np.isfinite(values).all(axis=1)
+    train, test = ~is_test & valid, is_test & valid
+    t_mean, t_std = values[train].mean(0), values[train].std(0) + 1e-8
+    scaled = (values - t_mean) / t_std  # N K
+    fit_targets = scaled[train] if scaled.shape[1] > 1 else scaled[train, 0]  # sklearn wants (N,) for one dim
+    models: dict[str, Any] = {"linear": Ridge(alpha=config.ridge_alpha)}
+    if config.fit_mlp:
+        models["mlp"] = MLPRegressor(hidden_layer_sizes=(config.mlp_hidden, config.mlp_hidden),
+                                     max_iter=config.mlp_epochs, early_stopping=True, random_state=config.seed)
+    result: dict[str, Any] = {}
+    for name, model in models.items():
+        with warnings.catch_warnings():  # stopping at mlp_epochs before convergence is the intended budget
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(inputs[train], fit_targets)
+        predicted = model.predict(inputs[test]).reshape(-1, scaled.shape[1])
+        result[name] = _scores(predicted, scaled[test])
+        if sincos:
+            result[name].update(_angle_errors(predicted * t_std + t_mean, values[test]))
+    result["dims"] = int(scaled.shape[1])
+    return result
+
+
 def probe(run_dir: Path | LoadedRun, targets: list[str], data_path: Path | None = None,
           config: ProbeConfig | None = None, device: str = "cpu") -> dict[str, Any]:
     """Fit linear and MLP probes from a run's (directory or `LoadedRun`) frozen embeddings to each target; returns
     {target: {"linear": {"mse", "r", ...}, "mlp": {...}, "dims": K}, "_meta": {...}}."""
     config = config or ProbeConfig()
     config.validate()
+    parsed_targets = {target: parse_probe_target(target) for target in targets}  # a bad form fails before loading
     run = as_run(run_dir, device)
     run_dir = run.run_dir
     data_path = Path(data_path or run.config.data_path)
     with EpisodeFile(data_path, pixels_key=run.config.data.pixels_key,
                      action_key=run.config.data.action_key) as data:
         columns = {}
-        for target in targets:
-            column, dims = parse_target(target)
+        for target, parsed in parsed_targets.items():
+            column, dims = parsed.column, parsed.dims
             if column not in data.columns:
                 raise LewmError(f"{data_path}: no column {column!r} to probe (columns: {', '.join(data.columns)})")
             values = data.dataset(column)
@@ -105,7 +174,7 @@ def probe(run_dir: Path | LoadedRun, targets: list[str], data_path: Path | None 
             picked = np.arange(width)[dims]
             if picked.size == 0:
                 raise LewmError(f"probe: target {target!r} selects no dimension of {column!r} ({width} dims)")
-            columns[target] = (column, picked)
+            columns[target] = (parsed, picked)
         if data.num_episodes < 2:
             raise LewmError(f"{data_path}: {data.num_episodes} episode(s): probing needs at least 2 (train and test "
                             "episodes are kept apart)")
@@ -122,30 +191,14 @@ def probe(run_dir: Path | LoadedRun, targets: list[str], data_path: Path | None 
             raise LewmError(f"{data_path}: too few frames to split into train and test episodes")
         frames = data.dataset(run.config.data.pixels_key)[rows]  # N H W 3 (rows sorted: one h5py read)
         embeddings = encode_frames(run.model, frames, device, config.batch_size).double().cpu().numpy()  # N D
-        raw_targets = {t: np.asarray(data.dataset(c)[rows], dtype=np.float64).reshape(len(rows), -1)[:, picked]
-                       for t, (c, picked) in columns.items()}
+        target_values = {  # target -> (N, K) values to regress
+            t: p.values(np.asarray(data.dataset(p.column)[rows], dtype=np.float64).reshape(len(rows), -1)[:, picked])
+            for t, (p, picked) in columns.items()}
 
     mean, std = embeddings[~is_test].mean(0), embeddings[~is_test].std(0) + 1e-8
     inputs = (embeddings - mean) / std
-    results: dict[str, Any] = {}
-    for target, values in raw_targets.items():
-        valid = np.isfinite(values).all(axis=1)
-        train, test = ~is_test & valid, is_test & valid
-        t_mean, t_std = values[train].mean(0), values[train].std(0) + 1e-8
-        scaled = (values - t_mean) / t_std  # N K
-        fit_targets = scaled[train] if scaled.shape[1] > 1 else scaled[train, 0]  # sklearn wants (N,) for one dim
-        linear = Ridge(alpha=config.ridge_alpha).fit(inputs[train], fit_targets)
-        results[target] = {
-            "linear": _scores(linear.predict(inputs[test]).reshape(-1, scaled.shape[1]), scaled[test]),
-            "dims": int(scaled.shape[1]),
-        }
-        if config.fit_mlp:
-            mlp = MLPRegressor(hidden_layer_sizes=(config.mlp_hidden, config.mlp_hidden),
-                               max_iter=config.mlp_epochs, early_stopping=True, random_state=config.seed)
-            with warnings.catch_warnings():  # stopping at mlp_epochs before convergence is the intended budget
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                mlp.fit(inputs[train], fit_targets)
-            results[target]["mlp"] = _scores(mlp.predict(inputs[test]).reshape(-1, scaled.shape[1]), scaled[test])
+    results: dict[str, Any] = {t: fit_probes(inputs, values, is_test, config, sincos=columns[t][0].sincos)
+                               for t, values in target_values.items()}
     results["_meta"] = {"run": str(run_dir), "data": str(data_path), "checkpoint_step": run.step,
                         "train_frames": int((~is_test).sum()), "test_frames": int(is_test.sum()),
                         "train_episodes": len(train_eps), "test_episodes": len(test_eps),

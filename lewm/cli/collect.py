@@ -9,7 +9,7 @@ from typing import NoReturn
 from lewm.errors import LewmError
 
 USAGE = (
-    "lewm collect --env {two-room,pusht} --policy {random,expert} --episodes N --out FILE.h5 [--steps 100] "
+    "lewm collect --env {two-room,pusht} --policy {random,expert,weak} --episodes N --out FILE.h5 [--steps 100] "
     "[--image-size 224] [--seed 0] [--noise STD] [--num-envs 64] [--workers 1] [--compression gzip|lzf] "
     "[--overwrite | --append]"
 )
@@ -26,8 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lewm collect", usage=USAGE, description=__doc__)
     parser.add_argument("--env", default="two-room", help="environment name (two-room, pusht)")
     parser.add_argument("--policy", required=True,
-                        help="random, or expert (Two-Room: door-seeking with moving targets; "
-                             "Push-T: pushes the block towards a sequence of goal poses)")
+                        help="random, expert (Two-Room: door-seeking with moving targets; "
+                             "Push-T: pushes the block towards a sequence of goal poses) or weak (Push-T only: "
+                             "the reference's collection policy, random actions kept within 100 units of the block)")
     parser.add_argument("--episodes", type=int, required=True, help="number of episodes to write")
     parser.add_argument("--out", required=True, help="output .h5 file (refused if it exists, unless told)")
     parser.add_argument("--steps", type=int, default=100, help="frames per episode")

@@ -20,7 +20,8 @@ class ProbeArgs:
     run: Path
     """Run directory written by lewm train."""
     target: list[str] = field(default_factory=lambda: ["proprio"])
-    """Columns to probe, each optionally sliced: proprio, state, state[0:2], state[4] (several after one flag)."""
+    """Columns to probe, each optionally sliced: proprio, state, state[0:2], state[4], or an angle as (cos, sin):
+    sincos(state[4]) (several after one flag)."""
     data: Path | None = None
     """Episode file (default: the run's training file)."""
     device: str = "cpu"
@@ -29,6 +30,14 @@ class ProbeArgs:
     """Also write the numbers to this JSON file."""
     settings: Annotated[ProbeConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=ProbeConfig)
     """Probe settings."""
+
+
+def _numbers(scores: dict) -> str:
+    """One probe's printed scores; sincos targets add the median angle error read back with atan2."""
+    text = f"MSE {scores['mse']:.4f} r {scores['r']:.3f}"
+    if "angle_median_abs_rad" in scores:
+        text += f" angle error median {scores['angle_median_abs_rad']:.3f} rad (RMSE {scores['angle_rmse_rad']:.3f})"
+    return text
 
 
 def main(argv: list[str]) -> int:
@@ -41,9 +50,9 @@ def main(argv: list[str]) -> int:
           f"(fitted on {meta['train_frames']} frames of {meta['train_episodes']}); MSE in target std units")
     for target, scores in result.items():
         if target != "_meta":
-            line = f"  {target:14s} linear: MSE {scores['linear']['mse']:.4f} r {scores['linear']['r']:.3f}"
+            line = f"  {target:14s} linear: {_numbers(scores['linear'])}"
             if "mlp" in scores:
-                line += f"   MLP: MSE {scores['mlp']['mse']:.4f} r {scores['mlp']['r']:.3f}"
+                line += f"   MLP: {_numbers(scores['mlp'])}"
             print(line)
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(result, indent=1))

@@ -9,7 +9,8 @@ Each episode draws its random numbers from its own generator seeded with (seed, 
 depends on the seed alone, not on `num_envs`, and appending with the same seed continues the sequence instead
 of repeating it. The expert chases a moving target: on arrival (< 16 px) the next target is drawn uniformly
 over the free area, so the agent keeps moving and start/goal pairs 25 steps apart are rarely trivially close
-(REFERENCE section 6).
+(REFERENCE section 6). Push-T also offers "weak", the reference's own collection policy (random actions kept
+near the block, `lewm.envs.pusht_weak`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from lewm.data.hdf5 import EpisodeWriter, Mode
 from lewm.envs import pusht
 from lewm.envs.policies import expert_directions, random_actions
 from lewm.envs.pusht_expert import block_motion, simulate_pusht
+from lewm.envs.pusht_weak import simulate_pusht_weak
 from lewm.envs.registry import canonical_name
 from lewm.envs.two_room import (
     DEFAULT_GEOMETRY,
@@ -41,7 +43,8 @@ from lewm.envs.two_room import (
 )
 from lewm.errors import LewmError
 
-POLICIES = ("random", "expert")
+POLICIES = ("random", "expert", "weak")
+"""Collection policies; "weak" (the reference's Push-T WeakPolicy) exists for Push-T only."""
 GOAL_OFFSET = 25
 """Steps between an evaluation start and its goal (REFERENCE section 6): the window the summary measures."""
 BLOCK_MOTION = 20.0
@@ -136,7 +139,9 @@ def simulate_episodes(name: str, ids: np.ndarray, policy: str, steps: int, seed:
                       image_size: int) -> list[dict[str, np.ndarray]]:
     """Simulate and render the episodes `ids` of environment `name`: one dict of columns per episode
     (pixels, action, proprio, state), ready for `EpisodeWriter.add_episode`."""
-    if name == "pusht":
+    if name == "pusht" and policy == "weak":
+        states, actions = simulate_pusht_weak(ids, steps, seed)
+    elif name == "pusht":
         states, actions = simulate_pusht(ids, policy, steps, seed, noise_std)
     else:
         states, actions = simulate_two_room(ids, policy, steps, seed, noise_std)
@@ -191,7 +196,8 @@ def collect(
     numbered after the ones already there). Columns: pixels (T, S, S, 3) uint8, action (T, 2) float32 (NaN on each
     episode's last row), proprio and state; the writer adds episode_idx/step_idx/ep_len/ep_offset. Two-Room: proprio
     (T, 2) = state (T, 2) = agent xy. Push-T (REFERENCE 11 order): state (T, 7) = agent xy, block xy, block angle,
-    agent velocity; proprio (T, 4) = agent xy, agent velocity. `noise_std` None takes `DEFAULT_NOISE`.
+    agent velocity; proprio (T, 4) = agent xy, agent velocity. `noise_std` None takes `DEFAULT_NOISE` (the weak
+    policy has no noise and ignores it).
 
     The summary has episodes, rows, seconds, episodes_per_second and nontrivial_fraction: the share of
     25-step windows (the evaluation's start/goal pairs) that are not trivial — Two-Room: start and end more
@@ -201,6 +207,8 @@ def collect(
     name = canonical_name(env_name)
     if policy not in POLICIES:
         raise LewmError(f"collect: unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
+    if policy == "weak" and name != "pusht":
+        raise LewmError(f"collect: policy 'weak' is for pusht only, not {name!r}: use random or expert")
     episodes = _positive_int("episodes", episodes)
     steps = _positive_int("steps_per_episode", steps_per_episode)
     image_size = _positive_int("image_size", image_size)

@@ -104,6 +104,7 @@ def test_existing_file_is_refused_unless_overwrite_or_append(expert_file, tmp_pa
     [
         (dict(env_name="nope"), "unknown environment 'nope': choose one of two-room"),
         (dict(policy="greedy"), "unknown policy 'greedy'"),
+        (dict(policy="weak"), "policy 'weak' is for pusht only, not 'two-room'"),
         (dict(episodes=0), "episodes = 0 is invalid"),
         (dict(steps_per_episode=-3), "steps_per_episode = -3 is invalid"),
         (dict(noise_std=-1.0), "noise_std = -1.0 is invalid"),
@@ -148,6 +149,7 @@ def test_cli_collects(tmp_path: Path, capsys) -> None:
     ("extra", "message"),
     [
         (["--policy", "greedy"], "unknown policy 'greedy'"),
+        (["--policy", "weak", "--env", "two-room"], "policy 'weak' is for pusht only"),
         (["--policy", "expert", "--episodes", "0"], "episodes = 0 is invalid"),
         (["--policy", "expert", "--env", "cube"], "unknown environment 'cube': choose one of two-room, pusht"),
         (["--policy", "expert", "--episodes", "two"], "invalid int value"),
