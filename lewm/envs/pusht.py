@@ -1,18 +1,23 @@
 """Push-T: a circular agent pushes a T-shaped block on a table (pymunk physics), re-implemented from the
-reference geometry (REFERENCE section 11).
+reference geometry (REFERENCE section 11) so that it steps exactly as stable-worldmodel 0.1.1's swm/PushT-v1.
 
 World: 512 x 512 units, x to the right, y down, static walls at 5 and 506. The agent is a kinematic circle of
 radius 15 driven by a PD controller (kp 100, kv 20) towards `agent + 100 * action` over 10 substeps of 0.01 s.
 The block is a T of mass 1 (bar (-60, 0)-(60, 30), stem (-15, 30)-(15, 120) in block coordinates); the space has
-zero damping, so the block keeps no velocity between substeps and moves only while it is pushed; contacts are
-frictionless, as in the reference.
+zero damping, so the block keeps no velocity beyond the next substep and moves only while it is pushed; contacts
+are frictionless, as in the reference.
 
 State (7,): agent xy, block xy (the block frame's origin, the middle of the bar's top edge), block angle
 (mod 2 pi), agent velocity; proprio (4,): agent xy, agent velocity.
 
-One departure from the reference, on purpose: the PD target is clamped inside the arena, so the agent cannot be
-driven out of it (the reference's known defect). Frames are rasterised by `render_frames` in numpy (no
-display, no pygame), from float32 states, so a dataset frame equals the environment's frame of that state.
+Reference quirks reproduced on purpose (they define the benchmark; `tests/envs/test_reference_parity.py` steps
+both side by side): the T's moment of inertia is twice the bar's, its centre of gravity is the unweighted mean
+of the two rectangles' centroids, placing a state sets the agent's velocity from the state and runs one physics
+step, a reset places the goal state (one step) before the start state in the same space, and the PD target is
+not kept inside the arena, so random actions can drive the agent out of it. `PushTGeometry.keep_agent_in_arena`
+(or `PushTEnv(keep_agent_in_arena=True)`) clamps the target inside the arena instead, a departure from the
+reference. Frames are rasterised by `render_frames` in numpy (no display, no pygame), from float32 states, so a
+dataset frame equals the environment's frame of that state.
 
 Shapes: N batch of states, T time, S image side in pixels.
 """
@@ -20,7 +25,7 @@ Shapes: N batch of states, T time, S image side in pixels.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -65,10 +70,14 @@ class PushTGeometry:
     decoration: tuple[float, float, float] = (256.0, 256.0, math.pi / 4)
     """Pose of the fixed green T drawn under every frame, as in the reference frames (not the goal)."""
     position_margin: float = 64.0
-    """How far outside the world a state's positions may lie. The kinematic agent can squeeze a block pinned
-    against a wall a little through it (as in the reference), so reachable states can leave [0, 512] slightly."""
+    """How far outside the world a state's block position (and, with `keep_agent_in_arena`, agent position) may
+    lie. The kinematic agent can squeeze a block pinned against a wall a little through it (as in the reference),
+    so reachable states can leave [0, 512] slightly; the unclamped agent can go anywhere."""
     agent_reset: tuple[float, float] = (50.0, 450.0)
     block_reset: tuple[float, float] = (100.0, 400.0)
+    keep_agent_in_arena: bool = False
+    """Clamp the PD target inside the arena. Off by default: the reference does not, so its agent can leave the
+    arena (a known defect of the reference, kept for parity); on, the agent stays inside the walls."""
 
     @property
     def agent_low(self) -> float:
@@ -141,64 +150,100 @@ def distance_to_block(points: np.ndarray, pose: np.ndarray, geometry: PushTGeome
 # -- physics -------------------------------------------------------------------------------------------------
 
 
+def _tee_vertices(geometry: PushTGeometry) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Bar and stem polygons in the reference's vertex order (pymunk's hull, contact features and hence the
+    exact floating-point results depend on it)."""
+    (bx0, by0, bx1, by1), (sx0, sy0, sx1, sy1) = geometry.bar, geometry.stem
+    bar = [(bx0, by1), (bx1, by1), (bx1, by0), (bx0, by0)]
+    stem = [(sx0, sy0), (sx0, sy1), (sx1, sy1), (sx1, sy0)]
+    return bar, stem
+
+
 class PushTPhysics:
-    """One pymunk space holding the walls, the kinematic agent and the T block: set, step and read states."""
+    """One pymunk space holding the walls, the kinematic agent and the T block: place, step and read states.
+
+    Built as the reference builds its space (same shapes, vertex and segment order, insertion order), so the
+    same calls give bit-identical trajectories. The space persists across `place` as in the reference; `set_state`
+    starts from a fresh space so that what follows depends on the state alone (what the collectors need).
+    """
 
     def __init__(self, geometry: PushTGeometry = DEFAULT_GEOMETRY):
         self.geometry = geometry
-        self._build()
+        self.reset_space()
 
-    def _build(self) -> None:
-        """A fresh space. Rebuilt on every `set_state`: pymunk keeps the contacts (and their impulses) of the
-        previous step across a teleport, which would let an old push move the block after a reset."""
+    def reset_space(self) -> None:
+        """A fresh space: no cached contacts, block at rest at the origin. Pymunk keeps the contacts (and their
+        impulses) and the block's last velocity across a teleport, so a `place` into a used space can differ
+        slightly from one into a fresh space, as in the reference."""
         geometry = self.geometry
         self.space = pymunk.Space()
         self.space.gravity = (0.0, 0.0)
-        self.space.damping = 0.0  # no velocity survives a substep: the block moves only while pushed
+        self.space.damping = 0.0  # velocity lasts one substep at most: the block moves only while pushed
         low, high = geometry.wall_low, geometry.wall_high
-        corners = [(low, high), (low, low), (high, low), (high, high)]
-        walls = [pymunk.Segment(self.space.static_body, corners[i], corners[(i + 1) % 4], geometry.wall_radius)
-                 for i in range(4)]
+        ends = [((low, high), (low, low)), ((low, low), (high, low)), ((high, low), (high, high)),
+                ((low, high), (high, high))]  # the reference's segments, directions included
+        walls = [pymunk.Segment(self.space.static_body, a, b, geometry.wall_radius) for a, b in ends]
         self.space.add(*walls)
 
         self.agent = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
         agent_shape = pymunk.Circle(self.agent, geometry.agent_radius)
-        vertices = [[(x0, y0), (x1, y0), (x1, y1), (x0, y1)] for x0, y0, x1, y1 in geometry.rectangles()]
-        moment = sum(pymunk.moment_for_poly(geometry.block_mass, v) for v in vertices)
+        self.space.add(self.agent, agent_shape)
+        bar, stem = _tee_vertices(geometry)
+        # Reference quirk: the T's moment is twice the bar's (the stem's moment is computed from the bar's
+        # vertices), about the block frame's origin.
+        moment = 2 * pymunk.moment_for_poly(geometry.block_mass, bar)
         self.block = pymunk.Body(geometry.block_mass, moment)
-        block_shapes = [pymunk.Poly(self.block, v) for v in vertices]
-        centroids = [np.mean(v, axis=0) for v in vertices]
-        self.block.center_of_gravity = tuple(np.mean(centroids, axis=0))  # as the reference: mean of the two
-        for shape in (agent_shape, *block_shapes, *walls):
-            shape.friction = 0.0  # frictionless contacts (the reference's body friction has no effect)
-        self.space.add(self.agent, agent_shape, self.block, *block_shapes)
+        shapes = [pymunk.Poly(self.block, bar), pymunk.Poly(self.block, stem)]
+        # Reference quirk: the centre of gravity is the unweighted mean of the two rectangles' centroids.
+        self.block.center_of_gravity = (shapes[0].center_of_gravity + shapes[1].center_of_gravity) / 2
+        # Shapes keep pymunk's default friction 0: the reference sets friction on bodies, which pymunk ignores,
+        # so its contacts are frictionless.
+        self.space.add(self.block, *shapes)
 
-    def set_state(self, state: np.ndarray) -> None:
-        """Place agent and block from a (5,) or (7,) state (velocity zero when absent), in a fresh space, so
-        that what follows depends on the state alone."""
+    def place(self, state: np.ndarray) -> None:
+        """Put agent and block at a (5,) or (7,) state in the current space, then run one physics step.
+
+        Reference behaviour: the agent's velocity is set from the state's last two values (zero for 5 values),
+        the angle is set before the position (setting it turns the body about its centre of gravity), and the
+        one step moves the agent by velocity * dt and lets any overlap with the block resolve.
+        """
         state = np.asarray(state, dtype=np.float64)
-        self._build()
-        self.agent.position = (float(state[0]), float(state[1]))
         self.agent.velocity = (float(state[5]), float(state[6])) if len(state) >= STATE_DIM else (0.0, 0.0)
-        # The angle first: setting it rotates the body about its centre of gravity, which moves the origin.
+        self.agent.position = (float(state[0]), float(state[1]))
         self.block.angle = float(state[4])
         self.block.position = (float(state[2]), float(state[3]))
+        self.space.step(self.geometry.substep_seconds)
+
+    def set_state(self, state: np.ndarray) -> None:
+        """`place` a state in a fresh space, so that what follows depends on the state alone."""
+        self.reset_space()
+        self.place(state)
 
     def get_state(self) -> np.ndarray:
-        """(7,) float64 state: agent xy, block xy, block angle mod 2 pi, agent velocity."""
+        """(7,) float64 state: agent xy, block xy, block angle mod 2 pi (in [0, 2 pi)), agent velocity."""
         agent, block = self.agent, self.block
         return np.array([agent.position.x, agent.position.y, block.position.x, block.position.y,
                          block.angle % (2 * math.pi), agent.velocity.x, agent.velocity.y])
 
-    def pd_target(self, action: np.ndarray) -> tuple[float, float]:
-        """The point the PD controller drives the agent to: agent + scale * action, kept inside the arena."""
+    def pd_target(self, action: np.ndarray) -> tuple[Any, Any]:
+        """The point the PD controller drives the agent to: agent + scale * action.
+
+        Reference behaviour: the arithmetic follows numpy's scalar rules, so a float32 action gives a float32
+        target (numpy >= 2 keeps float32 when a Python float meets a float32) and the PD loop then runs in
+        float32, exactly as the reference's Vec2d arithmetic on a float32 action does. The point is not kept
+        inside the arena unless the geometry's `keep_agent_in_arena` asks for it (a departure from the
+        reference)."""
         g = self.geometry
-        x = self.agent.position.x + g.action_scale * float(action[0])
-        y = self.agent.position.y + g.action_scale * float(action[1])
-        return min(max(x, g.agent_low), g.agent_high), min(max(y, g.agent_low), g.agent_high)
+        offset = np.asarray(action) * g.action_scale
+        x = self.agent.position.x + offset[0]
+        y = self.agent.position.y + offset[1]
+        if g.keep_agent_in_arena:
+            x, y = min(max(x, g.agent_low), g.agent_high), min(max(y, g.agent_low), g.agent_high)
+        return x, y
 
     def step(self, action: np.ndarray) -> None:
-        """One control step: 10 PD-controlled substeps towards the action's target point."""
+        """One control step: 10 PD-controlled substeps towards the action's target point (explicit Euler on
+        the agent's velocity, then a physics step, as the reference)."""
         g = self.geometry
         tx, ty = self.pd_target(action)
         for _ in range(g.substeps):
@@ -326,8 +371,9 @@ def render_frames(states: Any, size: int = 224, geometry: PushTGeometry = DEFAUL
 # -- gymnasium environment -----------------------------------------------------------------------------------
 
 
-def _check_state(name: str, value: Any, geometry: PushTGeometry) -> np.ndarray:
-    """A user-given state as float64 (7,) (velocity zero when 5 numbers are given), or a LewmError."""
+def _check_state(name: str, value: Any, geometry: PushTGeometry, wrap: bool = True) -> np.ndarray:
+    """A user-given state as float64 (7,) (velocity zero when 5 numbers are given), or a LewmError. The angle is
+    wrapped to [0, 2 pi) only when `wrap`: a state to place keeps its angle as given, as the reference sets it."""
     try:
         array = np.asarray(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as error:
@@ -338,12 +384,16 @@ def _check_state(name: str, value: Any, geometry: PushTGeometry) -> np.ndarray:
     if not np.isfinite(array).all():
         raise LewmError(f"pusht: {name} = {array.tolist()} is invalid: not finite")
     low, high = -geometry.position_margin, geometry.world + geometry.position_margin
-    if (array[:4] < low).any() or (array[:4] > high).any():
+    # Reference behaviour: nothing keeps the agent in the arena, so any finite agent position is reachable; only
+    # the block (held by the walls) and, on request, the agent are bounded.
+    checked = array[:4] if geometry.keep_agent_in_arena else array[2:4]
+    if (checked < low).any() or (checked > high).any():
         raise LewmError(f"pusht: {name} = {array.tolist()} has a position outside [{low:g}, {high:g}] (the world "
                         f"[0, {geometry.world:g}] and a margin)")
     full = np.zeros(STATE_DIM)
     full[: array.size] = array
-    full[4] %= 2 * np.pi
+    if wrap:
+        full[4] %= 2 * np.pi
     return full
 
 
@@ -359,9 +409,13 @@ class PushTEnv(gymnasium.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, image_size: int = 224, max_episode_steps: int = 300, render_mode: str | None = "rgb_array",
-                 geometry: PushTGeometry = DEFAULT_GEOMETRY):
+                 geometry: PushTGeometry = DEFAULT_GEOMETRY, keep_agent_in_arena: bool = False):
         self.image_size, self.max_episode_steps = check_env_arguments("pusht", image_size, max_episode_steps,
                                                                       render_mode)
+        if not isinstance(keep_agent_in_arena, (bool, np.bool_)):
+            raise LewmError(f"pusht: keep_agent_in_arena = {keep_agent_in_arena!r} is invalid: must be True or False")
+        if keep_agent_in_arena:
+            geometry = replace(geometry, keep_agent_in_arena=True)  # a departure from the reference, on request
         self.render_mode = render_mode
         self.geometry = geometry
         size = self.image_size
@@ -378,8 +432,12 @@ class PushTEnv(gymnasium.Env):
     # -- state API ---------------------------------------------------------------------------------------
 
     def set_state(self, state: Any) -> None:
-        """Put agent and block at a (5,) or (7,) state (agent xy, block xy, angle[, agent velocity])."""
-        self.physics.set_state(_check_state("state", state, self.geometry))
+        """Put agent and block at a (5,) or (7,) state (agent xy, block xy, angle[, agent velocity]).
+
+        Reference behaviour: the state is placed in the current space and one physics step runs, so the agent
+        moves by velocity * 0.01 and a block that was being pushed may drift by its last substep's velocity;
+        `get_state` right after returns that stepped state."""
+        self.physics.place(_check_state("state", state, self.geometry, wrap=False))
 
     def set_goal_state(self, state: Any) -> None:
         """Set the goal pose (agent xy, block xy, block angle; a velocity part is kept but never compared)."""
@@ -416,22 +474,29 @@ class PushTEnv(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Draw start and goal as the reference resets do; options may impose either."""
+        """Draw start and goal as the reference resets do; options may impose either.
+
+        Reference behaviour: in a fresh space the goal state is placed first (one physics step), then the start
+        state (one more step), so a goal whose agent overlaps the block can leave cached contacts and a block
+        velocity that nudge the start's step, exactly as in the reference."""
         super().reset(seed=seed)
         state, goal_state = reset_options("pusht", options)
-        if state is not None:
-            self.set_state(state)
-        else:
-            self.physics.set_state(sample_states(self.np_random, 1, self.geometry)[0])
-        if goal_state is not None:
-            self.set_goal_state(goal_state)
-        else:
-            self._goal = sample_states(self.np_random, 1, self.geometry)[0]
+        start = (_check_state("state", state, self.geometry, wrap=False) if state is not None
+                 else sample_states(self.np_random, 1, self.geometry)[0])
+        goal = (_check_state("goal_state", goal_state, self.geometry, wrap=False) if goal_state is not None
+                else sample_states(self.np_random, 1, self.geometry)[0])
+        self.physics.reset_space()
+        self.physics.place(goal)
+        self.physics.place(start)
+        self._goal = goal.copy()
+        self._goal[4] %= 2 * np.pi
         self._steps = 0
         return self._observation(), self._info()
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         array = check_action("pusht", action)
+        if np.asarray(action).dtype == np.float32:
+            array = array.astype(np.float32)  # exact; keeps the reference's float32 PD arithmetic (pd_target)
         self.physics.step(np.clip(array, -1.0, 1.0))
         self._steps += 1
         info = self._info()

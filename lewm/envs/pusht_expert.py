@@ -169,7 +169,16 @@ class PushTExpert:
             action = self._toward(agent, spot)
         if self.noise_std > 0:
             action = action + self.noise_std * self.rng.standard_normal(2)
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
+        return self._inside_arena(agent, action)
+
+    def _inside_arena(self, agent: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """The action, limited so that its PD target (agent + scale * action) stays inside the arena, then
+        clipped to [-1, 1]: the reference physics does not keep the agent in, so the expert does it itself
+        (an agent outside the walls can no longer push the block, and the data would show it off-screen)."""
+        g = self.geometry
+        low = (g.agent_low - agent) / g.action_scale
+        high = (g.agent_high - agent) / g.action_scale
+        return np.clip(np.clip(action, low, high), -1.0, 1.0).astype(np.float32)
 
     def _orbit_point(self, agent: np.ndarray, spot: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """A point on the safe circle around the block, up to 0.8 rad further round towards the spot."""

@@ -6,6 +6,9 @@ environment is a thin single-agent shell over the same two functions (`step_posi
 A dataset frame and the environment's frame of the same state are therefore byte-identical, which the
 evaluation protocol relies on when it resets the environment to states read from a dataset.
 
+`step_positions` steps exactly as stable-worldmodel 0.1.1's swm/TwoRoom-v1 (float32 arithmetic and its wall
+rule, quirks included; `tests/envs/test_reference_parity.py` checks it side by side).
+
 Shapes: N batch of agents/envs, T time, S image side in pixels.
 """
 
@@ -44,7 +47,7 @@ class TwoRoomGeometry:
     sigma: float = 7.0
     speed: float = 5.0
     success_distance: float = 16.0
-    collision_margin: float = 0.5  # an agent stopped by the wall keeps this gap to it
+    collision_margin: float = 0.5  # an agent stopped by the wall is put this far outside the face (reference)
     door_tolerance: float = 1.75  # the door span is widened by this much for the centre's y test
     expert_waypoint_radius: float = 10.5
 
@@ -59,6 +62,16 @@ class TwoRoomGeometry:
     def area_high(self) -> float:
         """Largest centre coordinate the agent can have."""
         return self.border_high - self.radius
+
+    @property
+    def face_left(self) -> float:
+        """The largest x a centre may reach from the left outside the door (100: wall face minus radius)."""
+        return self.wall_x0 - self.radius
+
+    @property
+    def face_right(self) -> float:
+        """The smallest x a centre may reach from the right outside the door (124)."""
+        return self.wall_x1 + self.radius
 
     @property
     def stop_left(self) -> float:
@@ -96,48 +109,42 @@ _BLOB_EXTENT = 4.0  # in sigmas: beyond it 255 * alpha < 0.1, so skipping those 
 
 
 def in_wall(pos: np.ndarray, geometry: TwoRoomGeometry = DEFAULT_GEOMETRY) -> np.ndarray:
-    """(..., 2) -> (...) bool: the centre is where the agent's body would overlap the wall (not the door)."""
+    """(..., 2) -> (...) bool: the centre is strictly between the wall faces (100 < x < 124) with y outside the
+    door span, where no sequence of steps can take it (positions up to the faces are reachable)."""
     pos = np.asarray(pos, dtype=np.float64)
     x, y = pos[..., 0], pos[..., 1]
     low, high = geometry.door_span
-    return (x > geometry.stop_left) & (x < geometry.stop_right) & ((y < low) | (y > high))
+    return (x > geometry.face_left) & (x < geometry.face_right) & ((y < low) | (y > high))
 
 
 def step_positions(
     pos: np.ndarray, action: np.ndarray, geometry: TwoRoomGeometry = DEFAULT_GEOMETRY
 ) -> np.ndarray:
-    """One kinematic step for a batch: (N, 2) positions and (N, 2) actions -> (N, 2) new positions (float64).
+    """One kinematic step for a batch: (N, 2) positions and (N, 2) actions -> (N, 2) new positions (float64
+    holding float32 values).
 
-    The reference rule, made watertight: the action is clamped to [-1, 1] and moves the centre by
-    ``speed * action``, the result is clamped to the movement area, and a move that would leave the centre in
-    the wall band (``stop_left < x < stop_right``) with its y outside the widened door span is stopped at the
-    wall face it came from. An agent already in the door (inside the band) that would slide out of the door
-    span vertically is held at the span's edge instead, so no sequence of moves ends inside the wall.
+    The reference's rule, quirks included (stable-worldmodel 0.1.1 TwoRoom-v1 steps identically):
+    - positions and actions are float32 (the reference keeps its state in float32 tensors), the action is clamped
+      to [-1, 1] and moves the centre by ``speed * action``, and the result is clamped to the movement area;
+    - the side the agent starts on is decided by its old x against the wall's centre line (112), not the faces;
+    - from the left, a new x past the wall face (x > 100, the face minus the radius) with the new y outside the
+      door span (door half-size + 1.75 margin) is set to 99.5, the face minus 0.5; from the right, x < 124 is set
+      to 124.5. This holds even for an agent that starts inside the door: leaving the door span vertically
+      while inside the wall band snaps it out to the face of the side of 112 it is on (reference behaviour).
+    A new x in (99.5, 100] (or [124, 124.5)) outside the door is therefore left as it is (reference behaviour).
     """
-    pos = np.asarray(pos, dtype=np.float64)
-    action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-    new = np.clip(pos + geometry.speed * action, geometry.area_low, geometry.area_high)  # N 2
-    left, right = geometry.stop_left, geometry.stop_right
+    pos = np.asarray(pos, dtype=np.float32)
+    action = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+    new = np.clip(pos + action * np.float32(geometry.speed), geometry.area_low, geometry.area_high)  # N 2
     low, high = geometry.door_span
-    old_x = pos[..., 0]
     new_x, new_y = new[..., 0], new[..., 1]
     outside_door = (new_y < low) | (new_y > high)
-    # Crossing from the left means reaching past the left face (this also catches a jump over the whole band).
-    from_left = (old_x <= left) & (new_x > left) & outside_door
-    from_right = (old_x >= right) & (new_x < right) & outside_door
-    in_band = (old_x > left) & (old_x < right)
-    # Inside the band already: a legal start (in the door) keeps its x and has y held in the door span; an
-    # illegal start (set inside the wall by hand) is pushed out to the nearer face.
-    old_in_door = (pos[..., 1] >= low) & (pos[..., 1] <= high)
-    stays_in_band = in_band & (new_x > left) & (new_x < right) & outside_door
-    slide = stays_in_band & old_in_door
-    eject = stays_in_band & ~old_in_door
-    new_x = np.where(from_left, left, new_x)
-    new_x = np.where(from_right, right, new_x)
-    nearer_face = np.where(old_x - left < right - old_x, left, right)
-    new_x = np.where(eject, nearer_face, new_x)
-    new_y = np.where(slide, np.clip(new_y, low, high), new_y)
-    return np.stack([new_x, new_y], axis=-1)
+    from_left = pos[..., 0] < geometry.wall_center_x
+    hit_left = from_left & (new_x > geometry.face_left) & outside_door
+    hit_right = ~from_left & (new_x < geometry.face_right) & outside_door
+    new_x = np.where(hit_left, np.float32(geometry.stop_left), new_x)
+    new_x = np.where(hit_right, np.float32(geometry.stop_right), new_x)
+    return np.stack([new_x, new_y], axis=-1).astype(np.float64)
 
 
 def sample_free_positions(

@@ -123,19 +123,21 @@ def test_pushing_the_bar_off_centre_turns_the_block() -> None:
 
 
 PUSHES = {
-    # name: (agent xy, block pose, action, steps)
-    "into the bar's top": ([256.0, 40.0], [256.0, 110.0, 0.0], [0.0, 1.0], 8),
-    "into the stem's bottom": ([256.0, 480.0], [256.0, 300.0, 0.0], [0.0, -1.0], 8),
-    "into the stem's side": ([120.0, 300.0], [300.0, 200.0, 0.0], [1.0, 0.0], 8),
-    "into the bar's end": ([480.0, 215.0], [330.0, 200.0, 0.0], [-1.0, 0.0], 8),
-    "under the bar beside the stem": ([220.0, 480.0], [256.0, 200.0, 0.0], [0.0, -1.0], 8),
-    "diagonally into the inner corner": ([120.0, 420.0], [256.0, 200.0, 0.0], [1.0, -1.0], 6),
+    # name: (agent xy, block pose, action, steps, least distance the block goes ahead, least turn in radians).
+    # The reference's moment of inertia (twice the bar's, 3000, against 7875 for the true T) makes off-centre
+    # pushes turn the block a lot: pushed on the stem's side it mostly spins away rather than sliding ahead.
+    "into the bar's top": ([256.0, 40.0], [256.0, 110.0, 0.0], [0.0, 1.0], 8, 40.0, 0.0),
+    "into the stem's bottom": ([256.0, 480.0], [256.0, 300.0, 0.0], [0.0, -1.0], 8, 40.0, 0.0),
+    "into the stem's side": ([120.0, 300.0], [300.0, 200.0, 0.0], [1.0, 0.0], 8, 5.0, 0.5),
+    "into the bar's end": ([480.0, 215.0], [330.0, 200.0, 0.0], [-1.0, 0.0], 8, 40.0, 0.5),
+    "under the bar beside the stem": ([220.0, 480.0], [256.0, 200.0, 0.0], [0.0, -1.0], 8, 20.0, 0.4),
+    "diagonally into the inner corner": ([120.0, 420.0], [256.0, 200.0, 0.0], [1.0, -1.0], 6, 40.0, 0.3),
 }
 
 
 @pytest.mark.parametrize("push", PUSHES.values(), ids=list(PUSHES))
 def test_full_speed_agent_pushes_the_block_ahead_and_never_passes_through(push) -> None:
-    agent, block, action, steps = push
+    agent, block, action, steps, ahead, turn = push
     physics = _physics([*agent, *block])
     start = physics.get_state()
     closest = math.inf
@@ -149,7 +151,9 @@ def test_full_speed_agent_pushes_the_block_ahead_and_never_passes_through(push) 
     assert closest < RADIUS + 1  # there was contact
     assert np.linalg.norm(state[:2] - start[:2]) > 250  # the agent was not held back
     direction = np.array(action) / np.linalg.norm(action)
-    assert (state[2:4] - start[2:4]) @ direction > 40  # the block went ahead of the agent
+    assert (state[2:4] - start[2:4]) @ direction > ahead  # the block went ahead of the agent
+    turned = abs((state[4] - start[4] + math.pi) % (2 * math.pi) - math.pi)
+    assert turned > turn if turn else turned < 1e-6  # pushes along the symmetry axis do not turn it
 
 
 # -- physics: PD controller and walls ------------------------------------------------------------------
@@ -175,10 +179,25 @@ def test_full_scale_action_moves_the_agent_about_40_units_a_step() -> None:
     assert 20 < slow.get_state()[0] - 100.0 < 0.5 * (physics.get_state()[0] - 100.0)
 
 
-@pytest.mark.parametrize("action", [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1)])
-def test_agent_cannot_leave_the_arena(action: tuple[int, int]) -> None:
-    low, high = G.wall_low + G.wall_radius + RADIUS - 1, G.wall_high - G.wall_radius - RADIUS + 1  # 21, 490
+ARENA_ACTIONS = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1)]
+
+
+@pytest.mark.parametrize("action", ARENA_ACTIONS)
+def test_agent_leaves_the_arena_as_in_the_reference(action: tuple[int, int]) -> None:
+    # Reference behaviour (a known defect): the PD target is not clamped and the kinematic agent ignores walls.
     physics = _physics([256.0, 256.0, 120.0, 330.0, 0.0])  # the block is off every path
+    for _ in range(20):
+        physics.step(np.array(action, dtype=np.float64))
+    agent = physics.get_state()[:2]
+    pushed = np.array(action) != 0
+    assert np.all(np.minimum(agent, G.world - agent)[pushed] < -200)  # far beyond the walls
+
+
+@pytest.mark.parametrize("action", ARENA_ACTIONS)
+def test_keep_agent_in_arena_holds_the_agent_inside(action: tuple[int, int]) -> None:
+    low, high = G.wall_low + G.wall_radius + RADIUS - 1, G.wall_high - G.wall_radius - RADIUS + 1  # 21, 490
+    physics = PushTPhysics(PushTGeometry(keep_agent_in_arena=True))
+    physics.set_state(np.array([256.0, 256.0, 120.0, 330.0, 0.0]))
     for _ in range(40):
         physics.step(np.array(action, dtype=np.float64))
         agent = physics.get_state()[:2]
@@ -187,18 +206,33 @@ def test_agent_cannot_leave_the_arena(action: tuple[int, int]) -> None:
     assert np.all(np.minimum(agent - low, high - agent)[pushed] < 2)  # it got to the wall
 
 
+def test_keep_agent_in_arena_is_an_env_option() -> None:
+    assert PushTEnv(image_size=16).geometry.keep_agent_in_arena is False
+    env = PushTEnv(image_size=16, keep_agent_in_arena=True)
+    assert env.geometry.keep_agent_in_arena and env.physics.geometry.keep_agent_in_arena
+    env.reset(options={"state": [480.0, 256.0, 200.0, 200.0, 0.0]})
+    for _ in range(5):
+        env.step(np.array([1.0, 0.0], dtype=np.float32))
+    assert env.get_state()[0] <= G.agent_high + 1
+    with pytest.raises(LewmError, match="keep_agent_in_arena"):
+        PushTEnv(keep_agent_in_arena="yes")
+
+
 # -- state API ------------------------------------------------------------------------------------------
 
 
-def test_set_state_get_state_round_trip() -> None:
+def test_set_state_places_the_state_and_runs_one_physics_step() -> None:
+    # Reference behaviour: placing a state runs one 0.01 s step, so the agent moves by its velocity * 0.01.
     env = PushTEnv(image_size=16)
     for state in ([100.5, 200.25, 300.125, 350.0625, 1.2345, -12.5, 7.25], [60.0, 70.0, 300.0, 200.0, 5.5, 0.0, 0.0]):
-        expected = np.array(state, dtype=np.float32)
-        env.set_state(expected)
+        given = np.array(state, dtype=np.float32)
+        env.set_state(given)
         got = env.get_state()
         assert got.dtype == np.float32 and got.shape == (7,)
-        assert np.array_equal(got, expected)
-        assert np.array_equal(env.physics.get_state().astype(np.float32), expected)
+        expected = given.astype(np.float64)
+        expected[:2] += 0.01 * expected[5:7]
+        assert got.tolist() == pytest.approx(expected.tolist(), abs=1e-5)
+        assert env.physics.get_state()[2:].tolist() == given[2:].astype(np.float64).tolist()  # block exact
 
 
 def test_five_numbers_give_zero_velocity_and_angles_are_wrapped() -> None:
@@ -219,12 +253,13 @@ def test_reset_imposes_start_and_goal() -> None:
     start = [80.0, 90.0, 250.0, 260.0, 0.5, 1.0, -2.0]
     goal = [300.0, 310.0, 200.0, 150.0, 3.0]
     obs, info = env.reset(seed=0, options={"state": start, "goal_state": goal})
-    assert env.get_state().tolist() == pytest.approx(start)
+    placed = [80.01, 89.98, *start[2:]]  # one physics step moved the agent by its velocity * 0.01
+    assert env.get_state().tolist() == pytest.approx(placed)
     assert env.get_goal_state().tolist() == pytest.approx([*goal, 0.0, 0.0])
-    assert obs["proprio"].tolist() == pytest.approx([80.0, 90.0, 1.0, -2.0])
-    assert info["state"].tolist() == pytest.approx(start)
+    assert obs["proprio"].tolist() == pytest.approx([80.01, 89.98, 1.0, -2.0])
+    assert info["state"].tolist() == pytest.approx(placed)
     assert info["goal_state"].tolist() == pytest.approx([*goal, 0.0, 0.0])
-    assert info["position_error"] == pytest.approx(math.hypot(220, 220, 50, 110)) and not info["success"]
+    assert info["position_error"] == pytest.approx(math.hypot(219.99, 220.02, 50, 110)) and not info["success"]
 
 
 def test_seeded_reset_draws_a_start_without_overlap_and_repeats() -> None:
@@ -470,6 +505,13 @@ def test_registry_and_gymnasium_id() -> None:
 # -- bad input -------------------------------------------------------------------------------------------
 
 
+def test_agent_positions_are_unbounded_unless_kept_in_the_arena() -> None:
+    far = [-500.0, 900.0, 200.0, 200.0, 0.0]
+    PushTEnv(image_size=16).set_state(far)  # reachable in the reference: the agent can leave the arena
+    with pytest.raises(LewmError, match=r"outside \[-64, 576\]"):
+        PushTEnv(image_size=16, keep_agent_in_arena=True).set_state(far)
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -477,7 +519,7 @@ def test_registry_and_gymnasium_id() -> None:
         ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "state has 6 numbers"),
         ([100.0, np.nan, 200.0, 200.0, 0.0], "not finite"),
         ([100.0, 100.0, 200.0, 200.0, np.inf], "not finite"),
-        ([-65.0, 100.0, 200.0, 200.0, 0.0], r"outside \[-64, 576\]"),
+        ([100.0, 100.0, -65.0, 200.0, 0.0], r"outside \[-64, 576\]"),
         ([100.0, 100.0, 200.0, 577.0, 0.0], r"outside \[-64, 576\]"),
         ("abcde", "invalid"),
     ],
@@ -515,7 +557,8 @@ def test_bad_actions_options_and_constructor_arguments_raise() -> None:
 def test_out_of_range_actions_are_clipped() -> None:
     clipped, scaled = PushTEnv(image_size=16), PushTEnv(image_size=16)
     for env in (clipped, scaled):
-        env.reset(options={"state": [100.0, 100.0, 400.0, 400.0, 0.0]})
+        # seeded: the random goal is placed (one physics step) before the start, as in the reference
+        env.reset(seed=3, options={"state": [100.0, 100.0, 400.0, 400.0, 0.0]})
     clipped.step(np.array([5.0, -3.0]))
     scaled.step(np.array([1.0, -1.0]))
     assert np.array_equal(clipped.get_state(), scaled.get_state())

@@ -16,6 +16,8 @@ from lewm.envs.pusht import PushTEnv, PushTPhysics, is_success, render_frames, s
 from lewm.envs.pusht_expert import ExpertSettings, PushTExpert, block_motion, simulate_pusht
 
 EPISODES, STEPS, SIZE = 4, 40, 32
+CLEAR_GOAL = [60.0, 60.0, 256.0, 200.0, 0.0]
+"""A goal pose whose block touches no wall and whose agent is far from the block."""
 
 
 def _moving_fraction(states: np.ndarray) -> float:
@@ -49,7 +51,7 @@ def expert_and_random() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def test_expert_moves_the_block_in_most_windows_far_more_than_random(expert_and_random) -> None:
     expert = _moving_fraction(expert_and_random["expert"][0])
     random = _moving_fraction(expert_and_random["random"][0])
-    # measured (seed 0, 8 episodes x 100 steps): expert ~0.997, random ~0.04
+    # measured (seed 0, 8 episodes x 100 steps): expert ~0.997, random 0.0 (random actions soon leave the arena)
     assert expert > 0.8
     assert random < 0.4 and expert - random > 0.5
 
@@ -61,7 +63,10 @@ def test_simulated_arrays_have_bounded_actions_and_a_nan_last_row(expert_and_ran
         assert np.isnan(actions[:, -1]).all() and np.isfinite(actions[:, :-1]).all()
         assert actions[:, :-1].min() >= -1 and actions[:, :-1].max() <= 1
         assert np.isfinite(states).all() and (states[..., 4] >= 0).all() and (states[..., 4] < 2 * math.pi).all()
-        assert (states[..., :2] >= 21).all() and (states[..., :2] <= 490).all()  # the agent stays in the arena
+    expert_agent = expert_and_random["expert"][0][..., :2]
+    assert (expert_agent >= 21).all() and (expert_agent <= 490).all()  # the expert keeps the agent in the arena
+    random_agent = expert_and_random["random"][0][..., :2]
+    assert ((random_agent < 0) | (random_agent > 512)).any()  # random actions leave it, as in the reference
     expert_actions = expert_and_random["expert"][1][:, :-1]
     assert np.abs(expert_actions).max() == pytest.approx(1.0)  # the expert uses full-scale moves to approach
 
@@ -97,8 +102,8 @@ def test_expert_reaches_its_goals_within_an_episode() -> None:
             physics.step(expert.act(state))
             if reached and reached[-1] == (seed, step):
                 assert not np.array_equal(expert.goal, goal)  # and it moves on to a new goal
-    # measured: 7 goals over these 4 seeds (seed 2 reaches its first at step 72)
-    assert len(reached) >= 2 and len({seed for seed, _ in reached}) >= 2
+    # measured: 10 goals over these 4 seeds, every seed reaches its first by step 77
+    assert len(reached) >= 4 and len({seed for seed, _ in reached}) >= 3
 
 
 def test_an_episode_does_not_depend_on_the_episodes_simulated_before_it() -> None:
@@ -172,7 +177,9 @@ def _replay_error(data: dict[str, np.ndarray], episode: int) -> float:
     rows = slice(episode * STEPS, (episode + 1) * STEPS)
     states, actions = data["state"][rows], data["action"][rows]
     env = PushTEnv(image_size=8)
-    env.reset(options={"state": states[0]})
+    # the goal is placed (one physics step) before the start, as in the reference, and a goal whose block touches
+    # a wall or the agent leaves a block velocity behind that nudges the start: impose one that touches nothing
+    env.reset(options={"state": states[0], "goal_state": CLEAR_GOAL})
     replayed = np.array([env.step(action)[4]["state"] for action in actions[:-1]])
     return float(np.abs(replayed - states[1:]).max())
 

@@ -31,20 +31,22 @@ def _push(start: tuple[float, float], action: tuple[float, float], steps: int) -
 
 def test_geometry_numbers_follow_the_reference() -> None:
     assert (G.area_low, G.area_high) == (21.0, 203.0)
+    assert (G.face_left, G.face_right) == (100.0, 124.0)
     assert (G.stop_left, G.stop_right) == (99.5, 124.5)
     assert G.door_center == (112.0, 49.0)
     assert G.door_span == (33.25, 64.75)
 
 
 def test_wall_stops_an_agent_from_the_left_at_99_5() -> None:
+    # the reference lets the centre reach the face (x = 100) and snaps only a move past it back to 99.5
     path = _push((90.0, 150.0), (1.0, 0.0), 20)
-    assert path[-1, 0] == 99.5 and path[:, 0].max() == 99.5
+    assert path[:, 0].tolist() == [90.0, 95.0, 100.0] + [99.5] * 18
     assert np.all(path[:, 1] == 150.0)
 
 
 def test_wall_stops_an_agent_from_the_right_at_124_5() -> None:
-    path = _push((140.0, 150.0), (-1.0, 0.0), 20)
-    assert path[-1, 0] == 124.5 and path[:, 0].min() == 124.5
+    path = _push((141.0, 150.0), (-1.0, 0.0), 20)
+    assert path[:, 0].tolist() == [141.0, 136.0, 131.0, 126.0] + [124.5] * 17
 
 
 def test_door_lets_the_agent_through_both_ways() -> None:
@@ -54,18 +56,28 @@ def test_door_lets_the_agent_through_both_ways() -> None:
     assert back[-1, 0] < 99.5 - 5
 
 
-def test_agent_inside_the_door_slides_along_its_edge_and_can_leave() -> None:
-    # inside the band, pushing down: held at the door span's edge, never into the wall
-    path = _push((112.0, 49.0), (0.0, 1.0), 10)
-    assert path[-1].tolist() == [112.0, 64.75]
-    # and from there it can still leave diagonally into the right room
-    out = _push(tuple(path[-1]), (1.0, 1.0), 10)
-    assert out[-1, 0] > 124.5 and out[-1, 1] > 64.75
+def test_agent_leaving_the_door_vertically_is_snapped_to_the_face_of_its_side() -> None:
+    # Reference behaviour: inside the wall band, a new y outside the door span puts x at the face (minus 0.5) of
+    # the side of the centre line (112) the agent started on, even though it started inside the door.
+    path = _push((112.0, 49.0), (0.0, 1.0), 4)
+    assert path.tolist() == [[112.0, 49.0], [112.0, 54.0], [112.0, 59.0], [112.0, 64.0], [124.5, 69.0]]
+    left = _push((105.0, 40.0), (0.0, -1.0), 2)
+    assert left.tolist() == [[105.0, 40.0], [105.0, 35.0], [99.5, 30.0]]
+    # a new y still inside the widened span (64.75) keeps the agent in the door
+    assert step_positions(np.array([[110.0, 60.0]]), np.array([[0.0, 0.95]])).tolist() == [[110.0, 64.75]]
 
 
-def test_a_position_set_inside_the_wall_is_pushed_out_to_the_nearer_face() -> None:
-    new = step_positions(np.array([[103.0, 150.0], [120.0, 150.0]]), np.zeros((2, 2)))
-    assert new.tolist() == [[99.5, 150.0], [124.5, 150.0]]
+def test_a_position_set_inside_the_wall_goes_to_the_face_of_its_side_of_the_centre_line() -> None:
+    new = step_positions(np.array([[103.0, 150.0], [111.5, 150.0], [112.0, 150.0], [120.0, 150.0]]),
+                         np.zeros((4, 2)))
+    assert new.tolist() == [[99.5, 150.0], [99.5, 150.0], [124.5, 150.0], [124.5, 150.0]]
+
+
+def test_positions_and_actions_are_float32_as_in_the_reference() -> None:
+    new = step_positions(np.array([[50.1, 60.3]]), np.array([[0.1, -0.7]]))
+    expected = np.float32([50.1, 60.3]) + np.float32([0.1, -0.7]) * np.float32(5.0)
+    assert new.dtype == np.float64 and new[0].tolist() == expected.astype(np.float64).tolist()
+    assert new[0, 0] != 50.1 + 0.5  # the float64 sum differs: the rounding is really float32
 
 
 def test_borders_clamp_to_the_movement_area() -> None:
@@ -95,10 +107,11 @@ def test_random_walks_never_enter_the_wall_or_leave_the_area() -> None:
         new = step_positions(pos, action)
         assert not in_wall(new).any()
         assert (new >= G.area_low).all() and (new <= G.area_high).all()
-        # whoever changed rooms in one step did so with its y inside the door span
-        switched = (pos[:, 0] <= G.stop_left) & (new[:, 0] >= G.stop_right)
-        assert not switched.any()
-        crossings += int(((pos[:, 0] < 112) != (new[:, 0] < 112)).sum())
+        # whoever crossed the centre line in one step did so with its new y inside the door span
+        crossed = (pos[:, 0] < 112) != (new[:, 0] < 112)
+        low, high = G.door_span
+        assert ((new[crossed, 1] >= low) & (new[crossed, 1] <= high)).all()
+        crossings += int(crossed.sum())
         pos = new
     assert crossings > 0  # the door was actually used
 
