@@ -31,7 +31,6 @@ from lewm.data.hdf5 import EpisodeWriter, Mode
 from lewm.envs import pusht
 from lewm.envs.policies import expert_directions, random_actions
 from lewm.envs.pusht_expert import block_motion, simulate_pusht
-from lewm.envs.pusht_weak import simulate_pusht_weak
 from lewm.envs.registry import canonical_name
 from lewm.envs.two_room import (
     DEFAULT_GEOMETRY,
@@ -139,9 +138,7 @@ def simulate_episodes(name: str, ids: np.ndarray, policy: str, steps: int, seed:
                       image_size: int) -> list[dict[str, np.ndarray]]:
     """Simulate and render the episodes `ids` of environment `name`: one dict of columns per episode
     (pixels, action, proprio, state), ready for `EpisodeWriter.add_episode`."""
-    if name == "pusht" and policy == "weak":
-        states, actions = simulate_pusht_weak(ids, steps, seed)
-    elif name == "pusht":
+    if name == "pusht":
         states, actions = simulate_pusht(ids, policy, steps, seed, noise_std)
     else:
         states, actions = simulate_two_room(ids, policy, steps, seed, noise_std)

@@ -27,6 +27,7 @@ from lewm.envs.pusht import (
     sample_states,
     wrap_angle,
 )
+from lewm.envs.pusht_weak import weak_actions
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,10 @@ def simulate_pusht(episode_ids: np.ndarray, policy: str, steps: int, seed: int, 
                    geometry: PushTGeometry = DEFAULT_GEOMETRY) -> tuple[np.ndarray, np.ndarray]:
     """Run N episodes of T = `steps` frames: -> states (N, T, 7) float32, actions (N, T, 2) float32.
 
-    Row t of the actions is the action taken after frame t; the last row is NaN. Each episode draws from its
-    own generator seeded with (seed, episode number). The physics is stepped with the float32 actions as stored.
+    policy: "expert" (the scripted pusher), "weak" (the reference's collection policy, `lewm.envs.pusht_weak`)
+    or "random" (uniform actions). Row t of the actions is the action taken after frame t; the last row is NaN.
+    Each episode draws its reset and its actions from its own generator seeded with (seed, episode number). The
+    policy reads the live float64 physics state; the physics is stepped with the float32 actions as stored.
     """
     states = np.empty((len(episode_ids), steps, 7), dtype=np.float32)
     actions = np.full((len(episode_ids), steps, 2), np.nan, dtype=np.float32)
@@ -211,6 +214,8 @@ def simulate_pusht(episode_ids: np.ndarray, policy: str, steps: int, seed: int, 
                 break
             if expert is not None:
                 action = expert.act(state)
+            elif policy == "weak":
+                action = weak_actions(rng.uniform(-1.0, 1.0, size=2), state[:2], state[2:4], geometry)
             else:
                 action = rng.uniform(-1.0, 1.0, size=2).astype(np.float32)
             actions[row, t] = action

@@ -15,7 +15,8 @@ from lewm.cli.main import run
 from lewm.data.hdf5 import EpisodeFile
 from lewm.envs.collect import collect
 from lewm.envs.pusht import PushTPhysics, sample_states
-from lewm.envs.pusht_weak import DIST_CONSTRAINT, simulate_pusht_weak, weak_actions
+from lewm.envs.pusht_expert import simulate_pusht
+from lewm.envs.pusht_weak import DIST_CONSTRAINT, weak_actions
 
 SMALL = dict(steps_per_episode=60, image_size=16, progress=False)
 
@@ -84,7 +85,7 @@ def test_same_seed_same_file_whatever_num_envs(weak_file, tmp_path: Path) -> Non
     collect("pusht", "weak", 6, again, num_envs=64, **SMALL)
     second = _columns(again)
     assert all(np.array_equal(first[k], second[k], equal_nan=k == "action") for k in first)
-    states, _ = simulate_pusht_weak(np.arange(6), 60, seed=1)
+    states, _ = simulate_pusht(np.arange(6), "weak", 60, 1, 0.0)
     assert not np.array_equal(states.reshape(360, 7), first["state"])
 
 
