@@ -1,6 +1,7 @@
 """Evaluation under the paper's protocol, beside a random policy on the same start/goal pairs."""
 
 from lewm.evaluation.evaluate import evaluate
+from lewm.evaluation.oracle import BatchedPushT, OracleRollout, pose_cost, run_oracle
 from lewm.evaluation.protocol import (
     EvalConfig,
     default_eval_config,
@@ -11,5 +12,6 @@ from lewm.evaluation.protocol import (
 )
 
 __all__ = [
-    "EvalConfig", "default_eval_config", "draw_pairs", "evaluate", "run_planner", "run_random", "wilson_interval",
+    "BatchedPushT", "EvalConfig", "OracleRollout", "default_eval_config", "draw_pairs", "evaluate", "pose_cost",
+    "run_oracle", "run_planner", "run_random", "wilson_interval",
 ]
