@@ -6,6 +6,8 @@ from lewm.evaluation.protocol import (
     EvalConfig,
     default_eval_config,
     draw_pairs,
+    receding_horizon,
+    reset_envs,
     run_planner,
     run_random,
     wilson_interval,
@@ -13,5 +15,5 @@ from lewm.evaluation.protocol import (
 
 __all__ = [
     "BatchedPushT", "EvalConfig", "OracleRollout", "default_eval_config", "draw_pairs", "evaluate", "pose_cost",
-    "run_oracle", "run_planner", "run_random", "wilson_interval",
+    "receding_horizon", "reset_envs", "run_oracle", "run_planner", "run_random", "wilson_interval",
 ]

@@ -33,7 +33,6 @@ T environment steps, B bodies in the space (2 W).
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
@@ -45,15 +44,7 @@ from torch import Tensor
 
 from lewm.envs.pusht import DEFAULT_GEOMETRY, STATE_DIM, PushTGeometry, PushTPhysics
 from lewm.errors import LewmError
-from lewm.evaluation.protocol import (
-    Pairs,
-    Rollouts,
-    _execute_block,
-    _final_states,
-    _Progress,
-    _reset_envs,
-    _solved_at_start,
-)
+from lewm.evaluation.protocol import Pairs, Rollouts, receding_horizon, reset_envs
 from lewm.planning import ActionBounds, CEMConfig, CEMPlanner
 
 SPACING = 4096.0
@@ -309,36 +300,26 @@ def run_oracle(pairs: Pairs, config: CEMConfig, budget: int = 50, seed: int = 42
     """The protocol's receding-horizon loop on Push-T with the oracle planner: plan H blocks for every unfinished
     episode from its environment's true state, execute them all, replan; success at any step.
 
-    It reuses the protocol's environments, success bookkeeping and block execution, so only the planner differs
-    from `run_planner`: it is the ceiling a learned model can reach on these pairs."""
+    It runs the protocol's own loop (`receding_horizon`: environments, success bookkeeping, block execution), so
+    only the planner differs from `run_planner`: it is the ceiling a learned model can reach on these pairs."""
     from tqdm.auto import tqdm
 
-    envs, frames = _reset_envs("pusht", pairs, image_size, budget)
-    low, high = envs[0].action_space.low, envs[0].action_space.high  # 2 each
+    envs, frames = reset_envs("pusht", pairs, image_size, budget)
     planner = oracle_planner(config, frameskip, cost)
     rollout = OracleRollout(config.samples, frameskip, envs[0].unwrapped.geometry)
     generator = torch.Generator().manual_seed(seed)
     goals = torch.from_numpy(np.asarray(pairs.goals, dtype=np.float64))  # E 7
-    solved = _solved_at_start(envs, pairs)
-    progress = _Progress(frames=frames, success=solved.copy(), steps_done=np.where(solved, 0, budget), recorded=[])
-    plan_seconds: list[float] = []
     bar = tqdm(desc="oracle CEM", unit="chunk", dynamic_ncols=True, disable=not show_progress)
     rollout.on_chunk = bar.update
-    while progress.step < budget and not progress.success.all():
-        active = np.flatnonzero(~progress.success)
+
+    def plan(active: np.ndarray, step: int) -> np.ndarray:
         states = np.stack([envs[i].unwrapped.physics.get_state() for i in active])  # A 7
         bar.reset(total=len(active) * config.iterations + math.ceil(len(active) / config.samples))
-        bar.set_postfix(step=progress.step, active=len(active))
-        start = time.perf_counter()
-        plan = planner.plan(rollout, torch.from_numpy(states)[:, None], goals[active], generator=generator).actions
-        plan_seconds.append(time.perf_counter() - start)
-        raw = rearrange(plan.numpy().astype(np.float64), "a h (f d) -> a h f d", f=frameskip)  # A H frameskip 2
-        executed = np.clip(raw, low, high).astype(np.float32)
-        for block in range(raw.shape[1]):
-            _execute_block(envs, progress, active, raw[:, block], executed[:, block], budget)
-            if progress.step >= budget or progress.success.all():
-                break
-    bar.close()
-    return Rollouts(success=progress.success, steps_to_success=progress.steps_done, solved_at_start=solved,
-                    frames=[], plan_seconds=plan_seconds, final_states=_final_states(envs),
-                    clipped_action_share=progress.clipped_actions / max(progress.executed_actions, 1))
+        bar.set_postfix(step=step, active=len(active))
+        actions = planner.plan(rollout, torch.from_numpy(states)[:, None], goals[active], generator=generator).actions
+        return rearrange(actions.numpy().astype(np.float64), "a h (f d) -> a h f d", f=frameskip)  # A H frameskip 2
+
+    try:
+        return receding_horizon(envs, pairs, frames, budget, plan)
+    finally:
+        bar.close()

@@ -11,6 +11,7 @@ All episodes run in one batch: one CEM call plans for every environment still go
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,7 +132,10 @@ def wilson_interval(successes: int, total: int) -> tuple[float, float]:
     return float(interval.low), float(interval.high)
 
 
-def _reset_envs(env_name: str, pairs: Pairs, image_size: int, budget: int) -> tuple[list[Any], np.ndarray]:
+def reset_envs(env_name: str, pairs: Pairs, image_size: int, budget: int) -> tuple[list[Any], np.ndarray]:
+    """One environment per pair, reset to its start and goal states -> (envs, (E, S, S, 3) first observations).
+
+    Every policy starts from these, so planners and the random policy are compared on the same episodes."""
     envs, frames = [], []
     for start, goal in zip(pairs.starts, pairs.goals, strict=True):
         env = make(env_name, image_size=image_size, max_episode_steps=budget + 1)
@@ -153,7 +157,7 @@ def _final_states(envs: list[Any]) -> np.ndarray:
 
 def run_random(env_name: str, pairs: Pairs, image_size: int, budget: int, seed: int, videos: int = 0) -> Rollouts:
     """Uniform random actions in the action space for `budget` steps, on the same pairs."""
-    envs, first = _reset_envs(env_name, pairs, image_size, budget)
+    envs, first = reset_envs(env_name, pairs, image_size, budget)
     rng = np.random.default_rng(seed + 1)
     solved = _solved_at_start(envs, pairs)
     success = solved.copy()
@@ -249,17 +253,57 @@ def _execute_block(envs: list[Any], progress: _Progress, active: np.ndarray, pla
         progress.step += 1
 
 
+PlanFn = Callable[[np.ndarray, int], np.ndarray]
+"""plan(active (A,) environment indices, environment steps run so far) -> (A, H, frameskip, A_dim) raw actions:
+de-normalised, not yet clipped to the action box."""
+AfterBlock = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+"""after_block(active (A,), executed (A, frameskip, A_dim) actions the environments received, frames (E, S, S, 3)
+the latest observation of every environment), called after each executed block."""
+
+
+def receding_horizon(envs: list[Any], pairs: Pairs, frames: np.ndarray, budget: int, plan: PlanFn,
+                     after_block: AfterBlock | None = None, videos: int = 0) -> Rollouts:
+    """Receding-horizon MPC on reset environments (`reset_envs`, whose (E, S, S, 3) first observations are
+    `frames`): plan H blocks for every unfinished episode at once, execute them all, replan; success at any step.
+
+    Planners differ only in `plan`; sharing the rest (success bookkeeping, stop conditions, clipping to the
+    action box, counting clipped actions) keeps their numbers comparable. `plan_seconds` times each `plan` call.
+    `after_block` lets a planner with a memory (the model's history) record what ran before the next block."""
+    low, high = envs[0].action_space.low, envs[0].action_space.high  # A_dim each, one environment kind
+    solved = _solved_at_start(envs, pairs)
+    # copies: progress.frames is overwritten in place as environments step
+    progress = _Progress(frames=frames, success=solved.copy(), steps_done=np.where(solved, 0, budget),
+                         recorded=[[frames[i].copy()] for i in range(min(videos, len(envs)))])
+    plan_seconds: list[float] = []
+    while progress.step < budget and not progress.success.all():
+        active = np.flatnonzero(~progress.success)  # A
+        start = time.perf_counter()
+        raw = np.asarray(plan(active, progress.step))  # A H frameskip A_dim
+        plan_seconds.append(time.perf_counter() - start)
+        executed = np.clip(raw, low, high).astype(np.float32)  # A H frameskip A_dim: what the envs receive
+        for block in range(raw.shape[1]):
+            _execute_block(envs, progress, active, raw[:, block], executed[:, block], budget)
+            if after_block is not None:
+                after_block(active, executed[:, block], progress.frames)
+            if progress.step >= budget or progress.success.all():
+                break
+    return Rollouts(success=progress.success, steps_to_success=progress.steps_done, solved_at_start=solved,
+                    frames=progress.recorded, plan_seconds=plan_seconds, final_states=_final_states(envs),
+                    clipped_action_share=progress.clipped_actions / max(progress.executed_actions, 1))
+
+
 @torch.inference_mode()
 def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, image_size: int, config: EvalConfig,
                 device: torch.device, action_key: str = "action") -> Rollouts:
-    """Receding-horizon CEM: plan H blocks for every unfinished episode at once, execute them all, replan.
+    """Receding-horizon CEM (`receding_horizon`) with the model: plan H blocks for every unfinished episode at
+    once from its encoded history, execute them all, replan.
 
     CEM samples inside the environment's action box (in normalised units), and the history the model is
     conditioned on holds the executed actions, normalised again."""
     frameskip, history = model.config.frameskip, model.config.history
     block_dim = frameskip * model.config.action_dim
-    envs, frames = _reset_envs(env_name, pairs, image_size, config.budget)
-    low, high = envs[0].action_space.low, envs[0].action_space.high  # A each, one environment kind
+    envs, frames = reset_envs(env_name, pairs, image_size, config.budget)
+    low, high = envs[0].action_space.low, envs[0].action_space.high  # A_dim each, one environment kind
     bounds = normalised_action_bounds(low, high, stats, action_key, frameskip)
     planner = CEMPlanner(config.planner, block_dim=block_dim, bounds=bounds)
     rollout = model.rollout if config.rollout == "eager" else FastRollout(model)
@@ -269,34 +313,26 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
     goal_emb = encode_frames(model, goal_frames, device)  # E D
     emb_history = encode_frames(model, frames, device)[:, None]  # E L=1 D
     block_history = torch.zeros(len(envs), 0, block_dim, device=device)  # E L-1 K
-    solved = _solved_at_start(envs, pairs)
-    progress = _Progress(frames=frames, success=solved.copy(), steps_done=np.where(solved, 0, config.budget),
-                         recorded=[[frames[i]] for i in range(min(config.videos, len(envs)))])
-    plan_seconds: list[float] = []
-    while progress.step < config.budget and not progress.success.all():
-        active = np.flatnonzero(~progress.success)
+
+    def plan(active: np.ndarray, step: int) -> np.ndarray:
         planned_rows = np.arange(len(envs)) if graphed else active  # a recorded graph keeps its batch size
         observed = min(history, emb_history.shape[1])
-        context = emb_history[planned_rows, -observed:]  # A h D
+        context = emb_history[planned_rows, -observed:]  # A h D (E h D when graphed)
         past = block_history[planned_rows, block_history.shape[1] - (observed - 1):]  # A h-1 K
-        start = time.perf_counter()
         if graphed:
-            plan = graphed.plan(context, goal_emb, past, generator=generator).actions[active]  # A H K
+            actions = graphed.plan(context, goal_emb, past, generator=generator).actions[active]  # A H K
         else:
-            plan = planner.plan(rollout, context, goal_emb[active], past, generator=generator).actions  # A H K
-        plan_seconds.append(time.perf_counter() - start)
-        raw = rearrange(plan.cpu().numpy(), "a h (f d) -> a h f d", f=frameskip)  # A H frameskip A_dim
-        raw = np.asarray(stats.denormalize(action_key, raw))
-        executed = np.clip(raw, low, high).astype(np.float32)  # A H frameskip A_dim: what the envs receive
-        blocks = torch.zeros(len(envs), plan.shape[1], block_dim, device=device)  # E H K
-        blocks[active] = executed_blocks(executed, stats, action_key).to(device)
-        for block in range(plan.shape[1]):
-            _execute_block(envs, progress, active, raw[:, block], executed[:, block], config.budget)
-            emb_history = torch.cat([emb_history, encode_frames(model, progress.frames, device)[:, None]], dim=1)
-            block_history = torch.cat([block_history, blocks[:, block : block + 1]], dim=1)
-            if progress.step >= config.budget or progress.success.all():
-                break
-    return Rollouts(success=progress.success, steps_to_success=progress.steps_done, solved_at_start=solved,
-                    frames=progress.recorded, goal_frames=list(goal_frames[: len(progress.recorded)]),
-                    plan_seconds=plan_seconds, final_states=_final_states(envs),
-                    clipped_action_share=progress.clipped_actions / max(progress.executed_actions, 1))
+            actions = planner.plan(rollout, context, goal_emb[active], past, generator=generator).actions  # A H K
+        raw = rearrange(actions.cpu().numpy(), "a h (f d) -> a h f d", f=frameskip)  # A H frameskip A_dim
+        return np.asarray(stats.denormalize(action_key, raw))
+
+    def after_block(active: np.ndarray, executed: np.ndarray, latest: np.ndarray) -> None:
+        nonlocal emb_history, block_history
+        blocks = torch.zeros(len(envs), 1, block_dim, device=device)  # E 1 K, zero for finished episodes
+        blocks[active] = executed_blocks(executed[:, None], stats, action_key).to(device)  # A 1 K
+        emb_history = torch.cat([emb_history, encode_frames(model, latest, device)[:, None]], dim=1)  # E L+1 D
+        block_history = torch.cat([block_history, blocks], dim=1)  # E L K
+
+    rollouts = receding_horizon(envs, pairs, frames, config.budget, plan, after_block, config.videos)
+    rollouts.goal_frames = list(goal_frames[: len(rollouts.frames)])
+    return rollouts
