@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from lewm.cli.train import parse_train_config
-from lewm.evaluation import EvalConfig, evaluate
+from lewm.evaluation import default_eval_config, evaluate
 from lewm.training import load_checkpoint, train
 
 
@@ -38,8 +38,9 @@ def main() -> None:
     points = []
     for path in sorted((run_dir / "checkpoints").glob("step_*.pt")):
         minutes = load_checkpoint(path)["elapsed_s"] / 60
-        result = evaluate(run_dir, args.env, config=EvalConfig(episodes=args.episodes, videos=0),
-                          out_dir=args.out / path.stem, checkpoint=path.name)
+        config = default_eval_config(args.env)  # the environment's protocol (CEM 30 iterations on Push-T)
+        config.episodes, config.videos = args.episodes, 0
+        result = evaluate(run_dir, args.env, config=config, out_dir=args.out / path.stem, checkpoint=path.name)
         point = {"step": result["protocol"]["checkpoint_step"], "train_minutes": minutes,
                  **{key: result[key] for key in ("success_rate", "ci95", "random_success_rate", "random_ci95",
                                                  "plan_seconds_per_cycle")}}

@@ -33,10 +33,10 @@ def _run_script(out: Path) -> str:
 def test_script_collects_trains_evaluates_and_reuses_its_stages(tmp_path: Path) -> None:
     out = tmp_path / "pusht"
     first = _run_script(out)
-    assert "[1/3] collecting 6 expert Push-T episodes" in first
+    assert "[1/3] collecting 6 weak Push-T episodes" in first
     assert "vs random" in first
-    data = out / "pusht_expert_train.h5"
-    assert data.exists() and not (out / "pusht_expert_train.partial.h5").exists()
+    data = out / "pusht_weak_train.h5"
+    assert data.exists() and not (out / "pusht_weak_train.partial.h5").exists()
     result = json.loads((out / "run" / "eval" / "eval.json").read_text())
     assert result["protocol"]["env"] == "pusht" and result["episodes"] == 3
     assert result["protocol"]["planner"]["iterations"] == 1  # EVAL_ARGS reached lewm eval
