@@ -2,6 +2,8 @@
 
     python scripts/success_curve.py --data runs/demo/tworoom_expert.h5 --out runs/curve --steps 900 --every 150
     python scripts/success_curve.py ... -- --model.history 1        # anything after -- goes to lewm train
+    python scripts/success_curve.py --data runs/demo-pusht/pusht_weak.h5 --out runs/demo-pusht --env pusht \
+        --steps 4000 --every 1000           # a finished run in OUT/run (the Push-T demo keeps step checkpoints)
 
 Writes OUT/curve.json (per checkpoint: step, training minutes, success and random rates with 95% intervals)
 and OUT/curve.png. Used to choose the `cpu` preset: the smallest budget that still plans well.

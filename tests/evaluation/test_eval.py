@@ -212,15 +212,17 @@ def test_protocol_defaults_follow_the_paper_per_environment() -> None:
 def test_pusht_demo_pipeline_on_a_tiny_budget(tmp_path: Path, tiny_config) -> None:
     from lewm.demo import DEMO_PLANS, demo_train_config
 
-    assert demo_train_config(tmp_path / "d.h5", tmp_path / "r", DEMO_PLANS["pusht"]).model.history == 3
+    pusht_config = demo_train_config(tmp_path / "d.h5", tmp_path / "r", DEMO_PLANS["pusht"])
+    assert pusht_config.model.history == 3 and pusht_config.keep_step_checkpoints
+    assert DEMO_PLANS["pusht"].policy == "weak"  # the reference's collection policy
     assert demo_train_config(tmp_path / "d.h5", tmp_path / "r", DEMO_PLANS["two-room"]).model.history == 1
     out = tmp_path / "demo-pusht"
-    plan = DemoPlan(episodes=6, steps_per_episode=40, image_size=32, eval_episodes=3, noise_std=0.1, history=3)
+    plan = DemoPlan(episodes=6, policy="weak", steps_per_episode=40, image_size=32, eval_episodes=3, history=3)
     eval_config = EvalConfig(episodes=3, videos=1, planner=CEMConfig(samples=8, elites=2, iterations=1))
     messages: list[str] = []
-    config = tiny_config(out / "pusht_expert.h5", out / "run", steps=4)
+    config = tiny_config(out / "pusht_weak.h5", out / "run", steps=4)
     result = run_demo(out, plan, train_config=config, eval_config=eval_config, log=messages.append, env="Push-T")
-    assert messages[0] == f"[1/3] collecting 6 expert pusht episodes -> {out / 'pusht_expert.h5'}"
+    assert messages[0] == f"[1/3] collecting 6 weak pusht episodes -> {out / 'pusht_weak.h5'}"
     assert result["protocol"]["env"] == "pusht" and result["episodes"] == 3
     assert len(result["per_episode"][0]["final_state"]) == 7  # Push-T states: agent, block pose, agent velocity
     assert (out / "eval" / "episodes.gif").exists()
