@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,7 @@ import numpy as np
 from lewm.config import DataConfig, TrainConfig
 from lewm.data import EpisodeFile, split_episodes
 from lewm.envs.collect import block_moving_fraction, trivial_fraction
-from lewm.envs.pusht import wrap_angle
-from lewm.evaluation import default_eval_config, draw_pairs, run_random, wilson_interval
+from lewm.evaluation import default_eval_config, draw_pairs, median_final_errors, run_random, wilson_interval
 from lewm.evaluation.oracle import FRAMESKIP, run_oracle
 from lewm.evaluation.protocol import Pairs, Rollouts
 
@@ -66,9 +64,7 @@ def summary(rollouts: Rollouts, pairs: Pairs) -> dict[str, Any]:
     return {
         "success_rate": successes / total,
         "ci95": list(wilson_interval(successes, total)),
-        "median_agent_error": float(np.median(np.linalg.norm(final[:, :2] - goals[:, :2], axis=1))),
-        "median_block_error": float(np.median(np.linalg.norm(final[:, 2:4] - goals[:, 2:4], axis=1))),
-        "median_angle_error": float(np.median(np.abs(wrap_angle(final[:, 4] - goals[:, 4])))),
+        "median_final_errors": median_final_errors("pusht", final, goals),
     }
 
 
@@ -85,9 +81,9 @@ def print_table(result: dict[str, Any]) -> None:
     for name in ("oracle", "random"):
         row = result[name]
         low, high = row["ci95"]
+        errors = row["median_final_errors"]
         print(f"  {name:<8} {share(row['success_rate']):>8} {f'[{100 * low:.0f}, {100 * high:.0f}]%':>16} "
-              f"{row['median_agent_error']:>10.1f} {row['median_block_error']:>10.1f} "
-              f"{math.degrees(row['median_angle_error']):>9.1f}d")
+              f"{errors['agent']:>10.1f} {errors['block']:>10.1f} {errors['angle_deg']:>9.1f}d")
     print(f"  oracle planning: {result['oracle']['seconds_per_cycle']:.1f} s per cycle "
           f"({result['oracle']['seconds_per_episode_plan']:.2f} s per episode plan), {result['seconds']:.0f} s total")
 

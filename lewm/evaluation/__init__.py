@@ -6,6 +6,7 @@ from lewm.evaluation.protocol import (
     EvalConfig,
     default_eval_config,
     draw_pairs,
+    median_final_errors,
     receding_horizon,
     reset_envs,
     run_planner,
@@ -14,6 +15,7 @@ from lewm.evaluation.protocol import (
 )
 
 __all__ = [
-    "BatchedPushT", "EvalConfig", "OracleRollout", "default_eval_config", "draw_pairs", "evaluate", "pose_cost",
-    "receding_horizon", "reset_envs", "run_oracle", "run_planner", "run_random", "wilson_interval",
+    "BatchedPushT", "EvalConfig", "OracleRollout", "default_eval_config", "draw_pairs", "evaluate",
+    "median_final_errors", "pose_cost", "receding_horizon", "reset_envs", "run_oracle", "run_planner", "run_random",
+    "wilson_interval",
 ]

@@ -25,6 +25,7 @@ from lewm.evaluation.protocol import (
     Rollouts,
     default_eval_config,
     draw_pairs,
+    median_final_errors,
     run_planner,
     run_random,
     wilson_interval,
@@ -76,6 +77,9 @@ def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = 
         "trivial_pairs": float(trivial.mean()),
         "nontrivial_success_rate": float(planned.success[~trivial].mean()) if (~trivial).any() else None,
         "nontrivial_random_success_rate": float(random.success[~trivial].mean()) if (~trivial).any() else None,
+        "median_final_errors": {name: median_final_errors(env_name, states, pairs.goals) for name, states in
+                                (("start", pairs.starts), ("planned", planned.final_states),
+                                 ("random", random.final_states))},
         "protocol": {
             "env": env_name, "data": str(data_path), "run": str(run_dir), "checkpoint": checkpoint,
             "checkpoint_step": run.step,

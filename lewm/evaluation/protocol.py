@@ -23,6 +23,8 @@ from scipy.stats import binomtest
 from lewm.config import check_field, check_positive_ints
 from lewm.data import EpisodeFile, NormStats
 from lewm.envs import make
+from lewm.envs.pusht import wrap_angle
+from lewm.envs.registry import canonical_name
 from lewm.errors import LewmError
 from lewm.model import FastRollout, LeWM
 from lewm.planning import ActionBounds, CEMConfig, CEMPlanner, GraphedPlanner
@@ -130,6 +132,17 @@ def wilson_interval(successes: int, total: int) -> tuple[float, float]:
     """95% Wilson score interval of a success rate."""
     interval = binomtest(successes, total).proportion_ci(confidence_level=0.95, method="wilson")
     return float(interval.low), float(interval.high)
+
+
+def median_final_errors(env_name: str, states: np.ndarray, goals: np.ndarray) -> dict[str, float]:
+    """Median distance to the goal of (E, S) states: Two-Room agent (px); Push-T agent and block (world units)
+    and wrapped block angle (degrees). Says what a failed policy got wrong, where a success rate cannot."""
+    states, goals = np.asarray(states, dtype=np.float64), np.asarray(goals, dtype=np.float64)
+    errors = {"agent": np.linalg.norm(states[:, :2] - goals[:, :2], axis=1)}  # E
+    if canonical_name(env_name) == "pusht":
+        errors["block"] = np.linalg.norm(states[:, 2:4] - goals[:, 2:4], axis=1)  # E
+        errors["angle_deg"] = np.degrees(np.abs(wrap_angle(states[:, 4] - goals[:, 4])))  # E
+    return {name: float(np.median(values)) for name, values in errors.items()}
 
 
 def reset_envs(env_name: str, pairs: Pairs, image_size: int, budget: int) -> tuple[list[Any], np.ndarray]:

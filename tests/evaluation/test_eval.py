@@ -226,3 +226,17 @@ def test_pusht_demo_pipeline_on_a_tiny_budget(tmp_path: Path, tiny_config) -> No
     assert result["protocol"]["env"] == "pusht" and result["episodes"] == 3
     assert len(result["per_episode"][0]["final_state"]) == 7  # Push-T states: agent, block pose, agent velocity
     assert (out / "eval" / "episodes.gif").exists()
+
+
+def test_median_final_errors_per_environment() -> None:
+    from lewm.evaluation import median_final_errors
+
+    goals = np.array([[0.0, 0.0, 100.0, 100.0, 0.1, 0.0, 0.0]] * 3)
+    states = goals.copy()
+    states[:, 0] += [3.0, 4.0, 50.0]  # agent off by 3, 4, 50 -> median 4
+    states[:, 2] += [0.0, 10.0, 10.0]  # block off by 0, 10, 10 -> median 10
+    states[:, 4] = [0.1, 2 * np.pi + 0.1 - np.radians(30), 0.1 + np.radians(10)]  # wrapped: 0, 30, 10 degrees
+    errors = median_final_errors("pusht", states, goals)
+    assert errors["agent"] == pytest.approx(4.0) and errors["block"] == pytest.approx(10.0)
+    assert errors["angle_deg"] == pytest.approx(10.0)
+    assert set(median_final_errors("two-room", states[:, :2], goals[:, :2])) == {"agent"}
