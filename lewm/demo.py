@@ -57,8 +57,8 @@ DEMO_PLANS = {
     "pusht": DemoPlan(episodes=1000, policy="weak", history=3, train_steps=4000, curve_every=1000),
 }
 """Each environment's demo sizes. Push-T: the reference's collection policy ("weak": random actions whose target
-stays within 100 units of the block), on which CEM with the true physics solves 90% of the protocol's pairs
-(docs/pusht_difficulty_weak.json) against 40% on our scripted expert's data, where the block moves in 99% of
+stays within 100 units of the block), on which CEM with the true physics solves 98% of the demo's protocol pairs
+(docs/pusht_difficulty_weak.json) against 46% on our scripted expert's data, where the block moves in 98% of
 25-step windows; history 3 as the paper on Push-T (one frame does not show the agent's velocity, which carries
 over between blocks under the PD controller); 4000 steps (about half an hour here) and a 30-iteration evaluation;
 a step checkpoint every 1000 for the success curve."""

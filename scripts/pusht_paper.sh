@@ -21,9 +21,9 @@
 # Paper (L40S): 96% success on Push-T (+-2.8 over 3 seeds), on the reference's demonstration file, which we do not
 # have. Why weak data: it is how stable-worldmodel 0.1.1 collects Push-T, and the protocol draws its start/goal
 # pairs from the data, so the data policy sets how hard the benchmark is. On our scripted-expert data (the block
-# moves in 99% of 25-step windows) even CEM with the TRUE physics as its model solves only 40% of the protocol's
-# pairs; on weak data it solves 90% (docs/pusht_difficulty_*.json, scripts/pusht_difficulty.py). POLICY=expert
-# collects with the scripted expert instead.
+# moves in 98% of 25-step windows) even CEM with the TRUE physics as its model solves only 46% of the protocol's
+# pairs; on weak data it solves 98% (docs/pusht_difficulty_*.json, scripts/pusht_difficulty.py, 1000 episodes,
+# one seed). POLICY=expert collects with the scripted expert instead.
 #
 # Every stage can be shrunk through the environment, e.g. the smoke test in tests/scripts runs:
 #   OUT=/tmp/pt EPISODES=6 STEPS=40 IMAGE_SIZE=32 PRESET=tiny DEVICE=cpu WORKERS=1 \
