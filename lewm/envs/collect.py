@@ -54,6 +54,14 @@ DEFAULT_NOISE = {"two-room": 1.0, "pusht": 0.1}
 the Push-T expert must stay on its contact point, so it gets a little."""
 
 
+def _check_policy(env: str, policy: str) -> None:
+    """A LewmError unless `policy` is one of POLICIES and exists for `env` (weak: Push-T only)."""
+    if policy not in POLICIES:
+        raise LewmError(f"collect: unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
+    if policy == "weak" and env != "pusht":
+        raise LewmError(f"collect: policy 'weak' is for pusht only, not {env!r}: use random or expert")
+
+
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise LewmError(f"collect: {name} = {value!r} is invalid: must be an integer >= 1")
@@ -202,10 +210,7 @@ def collect(
     trivial_fraction, the share whose start already passes the success test.
     """
     name = canonical_name(env_name)
-    if policy not in POLICIES:
-        raise LewmError(f"collect: unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
-    if policy == "weak" and name != "pusht":
-        raise LewmError(f"collect: policy 'weak' is for pusht only, not {name!r}: use random or expert")
+    _check_policy(name, policy)
     episodes = _positive_int("episodes", episodes)
     steps = _positive_int("steps_per_episode", steps_per_episode)
     image_size = _positive_int("image_size", image_size)
