@@ -27,7 +27,8 @@ from lewm.utils.io import atomic_write_text
 
 @dataclass
 class DemoPlan:
-    """Sizes of a demo, chosen to fit on 2 CPU cores: Two-Room in 15 minutes (6-12 measured), Push-T in an hour."""
+    """Sizes of a demo, chosen to fit on 2 CPU cores: Two-Room in 15 minutes (6.5 measured), Push-T in an hour
+    (35 measured)."""
 
     episodes: int = 400
     """Episodes to collect."""
@@ -73,8 +74,8 @@ def data_name(env: str, plan: DemoPlan) -> str:
 def demo_train_config(data: Path, run_dir: Path, plan: DemoPlan | None = None) -> TrainConfig:
     """The cpu preset pointed at the demo's data, with the plan's history (Two-Room: 1, as the paper).
 
-    Measured on 2 cores (Two-Room): 1500 steps take 6-12 minutes and reach 84-90% success (lambda 0.2; 76%
-    with the paper's 0.1) against 16-18% for random actions; history 3 planned no better at 600 steps and costs
+    Measured on 2 cores (Two-Room): 1500 steps take about 6 minutes and reach 90% success (lambda 0.2; 76%
+    with the paper's 0.1) against 18% for random actions; history 3 planned no better at 600 steps and costs
     3x more per plan (scripts/success_curve.py, docs/tworoom_cpu_curve.png).
     """
     plan = plan or DemoPlan()

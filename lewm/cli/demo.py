@@ -13,7 +13,7 @@ def main(argv: list[str]) -> int:
     from lewm.envs.registry import canonical_name
 
     parser = argparse.ArgumentParser(prog="lewm demo", description=__doc__)
-    parser.add_argument("--env", default="two-room", help="two-room (6-12 min on 2 cores) or pusht (under an hour)")
+    parser.add_argument("--env", default="two-room", help="two-room (about 7 min on 2 cores) or pusht (about 35 min)")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for data, run and results (default runs/demo, runs/demo-pusht)")
     args = parser.parse_args(argv)
