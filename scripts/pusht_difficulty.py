@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from lewm.config import DataConfig, TrainConfig
-from lewm.data import EpisodeFile, split_episodes
+from lewm.data import EpisodeFile, held_out_episodes
 from lewm.envs.collect import block_moving_fraction, trivial_fraction
 from lewm.evaluation import default_eval_config, draw_pairs, median_final_errors, run_random, wilson_interval
 from lewm.evaluation.oracle import FRAMESKIP, run_oracle
@@ -33,8 +33,7 @@ def split_of(data: EpisodeFile, split: str) -> np.ndarray:
     """Episode indices pairs are drawn from: all, or the validation episodes of a run with default settings."""
     if split == "all":
         return np.arange(data.num_episodes)
-    train_eps, val_eps = split_episodes(data.num_episodes, DataConfig().val_fraction, TrainConfig().seed)
-    return val_eps if len(val_eps) else train_eps
+    return held_out_episodes(data.num_episodes, DataConfig().val_fraction, TrainConfig().seed)
 
 
 def window_shares(data: EpisodeFile, episodes: np.ndarray, offset: int) -> dict[str, float | None]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from lewm.data import EpisodeFile, split_episodes
+from lewm.data import EpisodeFile, held_out_episodes
 from lewm.runs import LoadedRun, as_run, encode_frames
 
 
@@ -33,8 +33,8 @@ def open_loop_errors(run_dir: Path | LoadedRun, blocks: int, clips: int, seed: i
     run = as_run(run_dir)
     model, frameskip, history = run.model, run.config.model.frameskip, run.config.model.history
     with EpisodeFile(run.config.data_path) as data:
-        _, val = split_episodes(data.num_episodes, run.config.data.val_fraction, run.config.seed)
-        rows = draw_clips(data, val, frameskip * (history - 1 + blocks) + 1, clips, seed)
+        held_out = held_out_episodes(data.num_episodes, run.config.data.val_fraction, run.config.seed)
+        rows = draw_clips(data, held_out, frameskip * (history - 1 + blocks) + 1, clips, seed)
         frame_rows = rows[:, None] + frameskip * np.arange(history + blocks)  # N T
         pixels, actions = data.dataset(run.config.data.pixels_key), data.dataset(run.config.data.action_key)
         frames = np.stack([pixels[r] for r in frame_rows.reshape(-1)])  # (N*T) S S 3

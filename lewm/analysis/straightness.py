@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lewm.analysis.collapse import episode_straightness
-from lewm.data import EpisodeFile, split_episodes
+from lewm.data import EpisodeFile, held_out_episodes
 from lewm.errors import LewmError
 from lewm.runs import LoadedRun, as_run
 
@@ -32,8 +32,7 @@ def straightness(run_dir: Path | LoadedRun, data_path: Path | None = None, episo
     stride = stride or run.config.model.frameskip
     with EpisodeFile(data_path, pixels_key=run.config.data.pixels_key,
                      action_key=run.config.data.action_key) as data:
-        train_eps, val_eps = split_episodes(data.num_episodes, run.config.data.val_fraction, run.config.seed)
-        chosen = (val_eps if len(val_eps) else train_eps)[:episodes]
+        chosen = held_out_episodes(data.num_episodes, run.config.data.val_fraction, run.config.seed)[:episodes]
         values = episode_straightness(run.model, data, chosen, stride, run.config.data.pixels_key, device)
     if not values:
         raise LewmError(f"{data_path}: no episode has the {2 * stride + 1} steps that three frames "

@@ -1,6 +1,6 @@
 """Episode data: the community HDF5 layout (read, validate, write), clip sampling and normalisation stats."""
 
-from lewm.data.clips import ClipDataset, split_episodes
+from lewm.data.clips import ClipDataset, held_out_episodes, split_episodes
 from lewm.data.hdf5 import EpisodeFile, EpisodeWriter, write_episodes
 from lewm.data.stats import NormStats, compute_stats
 
@@ -10,6 +10,7 @@ __all__ = [
     "EpisodeWriter",
     "NormStats",
     "compute_stats",
+    "held_out_episodes",
     "split_episodes",
     "write_episodes",
 ]

@@ -49,6 +49,14 @@ def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[n
     return train, val
 
 
+def held_out_episodes(num_episodes: int, val_fraction: float, seed: int) -> np.ndarray:
+    """The validation episodes of `split_episodes`, or the training ones when there are none (val_fraction 0,
+    one episode): what evaluation and analysis draw from, so they test on held-out episodes whenever a run has
+    them."""
+    train, val = split_episodes(num_episodes, val_fraction, seed)
+    return val if len(val) else train
+
+
 class ClipDataset(Dataset):
     """Fixed-length clips of one HDF5 episode file, as dicts of tensors.
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lewm.data import EpisodeFile, split_episodes
+from lewm.data import EpisodeFile, held_out_episodes
 from lewm.envs import make
 from lewm.errors import LewmError
 from lewm.evaluation.protocol import (
@@ -52,8 +52,7 @@ def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = 
             raise LewmError(f"{data_path}: column {run.config.data.action_key!r} has {data.action_dim} dimensions "
                             f"but the model in {run_dir} was trained with action_dim {run.config.model.action_dim}")
         if config.split == "val":
-            train_eps, val_eps = split_episodes(data.num_episodes, run.config.data.val_fraction, run.config.seed)
-            episodes = val_eps if len(val_eps) else train_eps
+            episodes = held_out_episodes(data.num_episodes, run.config.data.val_fraction, run.config.seed)
         else:
             episodes = np.arange(data.num_episodes)
         pairs = draw_pairs(data, episodes, config.episodes, config.goal_offset, config.seed)

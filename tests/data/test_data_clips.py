@@ -245,3 +245,13 @@ def test_split_sizes_and_seed_dependence() -> None:
         split_episodes(10, 1.0, seed=0)
     with pytest.raises(LewmError, match="num_episodes = 0"):
         split_episodes(0, 0.1, seed=0)
+
+
+def test_held_out_episodes_are_the_validation_ones_or_the_training_ones_when_none() -> None:
+    from lewm.data import held_out_episodes
+
+    _, val = split_episodes(20, 0.2, seed=3)
+    np.testing.assert_array_equal(held_out_episodes(20, 0.2, seed=3), val)
+    assert len(val) == 4
+    np.testing.assert_array_equal(held_out_episodes(5, 0.0, seed=3), np.arange(5))  # no validation split
+    np.testing.assert_array_equal(held_out_episodes(1, 0.5, seed=3), np.arange(1))  # one episode: train only
