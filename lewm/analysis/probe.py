@@ -28,6 +28,7 @@ from sklearn.neural_network import MLPRegressor
 
 from lewm.config import check_field, check_positive_ints
 from lewm.data import EpisodeFile
+from lewm.envs.pusht import wrap_angle
 from lewm.errors import LewmError
 from lewm.runs import LoadedRun, as_run, encode_frames
 
@@ -120,8 +121,7 @@ def _scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
 def _angle_errors(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Angle errors (radians, wrapped to [-pi, pi]) of (N, 2) predicted vs true (cos, sin) pairs, read back with
     atan2 — the quantity a Push-T success test cares about (block angle within pi/9), which r does not show."""
-    error = np.arctan2(predicted[:, 1], predicted[:, 0]) - np.arctan2(truth[:, 1], truth[:, 0])
-    error = np.abs((error + np.pi) % (2 * np.pi) - np.pi)
+    error = np.abs(wrap_angle(np.arctan2(predicted[:, 1], predicted[:, 0]) - np.arctan2(truth[:, 1], truth[:, 0])))
     return {"angle_rmse_rad": float(np.sqrt(np.mean(error**2))), "angle_median_abs_rad": float(np.median(error))}
 
 

@@ -275,8 +275,9 @@ class OracleRollout:
         """(N*S, H, K) candidate blocks -> (N*S, H, 7) float64 states after each block."""
         blocks = action_blocks.double().cpu().numpy()
         actions = rearrange(blocks, "b h (f a) -> b (h f) a", f=self.frameskip)  # B T 2
-        # the executed actions: clipped to the box and sent as float32 values (PushTEnv.step then reads them as
-        # float64, so the PD loop runs in float64)
+        # the executed actions' values: clipped to the box and rounded to float32 as the protocol sends them; the
+        # PD loop then runs in float64 here, while PushTEnv.step keeps a float32 action's arithmetic in float32
+        # (float32 rounding of the agent's path: the oracle's rollouts approximate execution that closely)
         actions = np.clip(actions, -1.0, 1.0).astype(np.float32).astype(np.float64)
         states, chunk, out = context["states"], self.simulator.worlds, []
         for first in range(0, len(actions), chunk):
