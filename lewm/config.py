@@ -44,7 +44,8 @@ class EncoderConfig:
     """ViT encoder trained from scratch; the frame embedding is its CLS token after the final LayerNorm."""
 
     image_size: int = 224
-    """Side of the square input image in pixels; stored frames of any size are resized to it."""
+    """Side of the square image the ViT is built for; frames are resized so their shorter side is this long
+    (aspect kept, as the official preprocessing does) and other grids get interpolated position embeddings."""
     patch_size: int = 14
     """Side of a square patch in pixels; must divide image_size."""
     width: int = 192

@@ -6,18 +6,21 @@ they never open checkpoints themselves.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from einops import rearrange
 
-from lewm.config import TrainConfig, from_dict
+from lewm.config import TrainConfig, from_dict, save_yaml, to_dict
 from lewm.data import NormStats
 from lewm.errors import LewmError
 from lewm.model import LeWM
-from lewm.training.checkpoint import load_checkpoint
+from lewm.training.checkpoint import load_checkpoint, save_checkpoint
+from lewm.utils.io import atomic_write_text
 
 
 @dataclass
@@ -57,6 +60,30 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu", checkpoint: str 
     model.to(device).eval()
     return LoadedRun(run_dir=run_dir, model=model, config=config, stats=NormStats.from_dict(state["stats"]),
                      step=int(state["step"]))
+
+
+def run_data_path(run: LoadedRun, data_path: Path | None = None) -> Path:
+    """The episode file an analysis reads: `data_path` when given, else the run's training file (a run imported
+    without --data has none, and then the caller must name one)."""
+    chosen = data_path or run.config.data_path
+    if chosen is None:
+        raise LewmError(f"{run.run_dir}: the run records no episode file (it was imported without --data): "
+                        "pass --data F.h5")
+    return Path(chosen)
+
+
+def write_model_run(run_dir: Path, model: LeWM, config: TrainConfig, stats: NormStats, step: int = 0,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """A run directory holding a model that was not trained here (an imported checkpoint): config.yaml and
+    normalization.json (as the trainer writes them) and checkpoints/last.pt with what `load_run` reads (no
+    optimiser state, so it cannot be resumed, only evaluated, analysed and exported). Returns the checkpoint."""
+    save_yaml(config, Path(run_dir) / "config.yaml")
+    atomic_write_text(Path(run_dir) / "normalization.json", json.dumps(stats.to_dict(), indent=1))
+    last = Path(run_dir) / "checkpoints" / "last.pt"
+    state = {"model": model.state_dict(), "step": step, "config": to_dict(config), "stats": stats.to_dict(),
+             "elapsed_s": 0.0, **(extra or {})}
+    save_checkpoint(last, state)
+    return last
 
 
 @torch.inference_mode()

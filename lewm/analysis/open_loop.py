@@ -18,7 +18,7 @@ import torch
 from einops import rearrange
 
 from lewm.data import EpisodeFile, held_out_episodes
-from lewm.runs import LoadedRun, as_run, encode_frames
+from lewm.runs import LoadedRun, as_run, encode_frames, run_data_path
 
 
 def draw_clips(data: EpisodeFile, episodes: np.ndarray, length: int, count: int, seed: int) -> np.ndarray:
@@ -32,7 +32,7 @@ def open_loop_errors(run_dir: Path | LoadedRun, blocks: int, clips: int, seed: i
     """Per-block mean squared latent error (B blocks) of the rollout with true, shuffled and no actions."""
     run = as_run(run_dir)
     model, frameskip, history = run.model, run.config.model.frameskip, run.config.model.history
-    with EpisodeFile(run.config.data_path) as data:
+    with EpisodeFile(run_data_path(run)) as data:
         held_out = held_out_episodes(data.num_episodes, run.config.data.val_fraction, run.config.seed)
         rows = draw_clips(data, held_out, frameskip * (history - 1 + blocks) + 1, clips, seed)
         frame_rows = rows[:, None] + frameskip * np.arange(history + blocks)  # N T

@@ -30,7 +30,7 @@ from lewm.config import check_field, check_positive_ints
 from lewm.data import EpisodeFile
 from lewm.envs.pusht import wrap_angle
 from lewm.errors import LewmError
-from lewm.runs import LoadedRun, as_run, encode_frames
+from lewm.runs import LoadedRun, as_run, encode_frames, run_data_path
 
 _TARGET = re.compile(r"^(?P<column>[A-Za-z_][\w/]*)(\[(?P<start>\d*)(?P<colon>:?)(?P<stop>\d*)\])?$")
 _SINCOS = re.compile(r"^sincos\(\s*(?P<column>[A-Za-z_][\w/]*)\[(?P<index>\d+)\]\s*\)$")
@@ -161,7 +161,7 @@ def probe(run_dir: Path | LoadedRun, targets: list[str], data_path: Path | None 
     parsed_targets = {target: parse_probe_target(target) for target in targets}  # a bad form fails before loading
     run = as_run(run_dir, device)
     run_dir = run.run_dir
-    data_path = Path(data_path or run.config.data_path)
+    data_path = run_data_path(run, data_path)
     with EpisodeFile(data_path, pixels_key=run.config.data.pixels_key,
                      action_key=run.config.data.action_key) as data:
         columns = {}

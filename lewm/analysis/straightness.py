@@ -19,7 +19,7 @@ import numpy as np
 from lewm.analysis.collapse import episode_straightness
 from lewm.data import EpisodeFile, held_out_episodes
 from lewm.errors import LewmError
-from lewm.runs import LoadedRun, as_run
+from lewm.runs import LoadedRun, as_run, run_data_path
 
 
 def straightness(run_dir: Path | LoadedRun, data_path: Path | None = None, episodes: int = 32, device: str = "cpu",
@@ -28,7 +28,7 @@ def straightness(run_dir: Path | LoadedRun, data_path: Path | None = None, episo
     frames taken every `stride` steps (default: the run's frameskip, the model's time step)."""
     run = as_run(run_dir, device)
     run_dir = run.run_dir
-    data_path = Path(data_path or run.config.data_path)
+    data_path = run_data_path(run, data_path)
     stride = stride or run.config.model.frameskip
     with EpisodeFile(data_path, pixels_key=run.config.data.pixels_key,
                      action_key=run.config.data.action_key) as data:

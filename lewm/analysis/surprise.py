@@ -30,7 +30,7 @@ from lewm.envs import pusht, two_room
 from lewm.envs.registry import canonical_name
 from lewm.errors import LewmError
 from lewm.model import LeWM
-from lewm.runs import LoadedRun, as_run
+from lewm.runs import LoadedRun, as_run, run_data_path
 
 KINDS = ("control", "teleport", "colour")
 TELEPORT = {"two-room": 60.0, "pusht": 120.0}
@@ -82,7 +82,7 @@ def surprise(run_dir: Path | LoadedRun, env: str, data_path: Path | None = None,
     frameskip = config.model.frameskip
     if not 1 <= event < frames:
         raise LewmError(f"surprise: event = {event} must lie in [1, frames - 1 = {frames - 1}]")
-    data_path = Path(data_path or config.data_path)
+    data_path = run_data_path(run, data_path)
     span = (frames - 1) * frameskip + 1
     with EpisodeFile(data_path, pixels_key=config.data.pixels_key, action_key=config.data.action_key) as data:
         if "state" not in data.columns:

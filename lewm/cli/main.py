@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "surprise": ("lewm.cli.surprise", "violation of expectation: surprise at a teleport vs a colour change"),
     "lambda-search": ("lewm.cli.lambda_search", "tune lambda by bisection on probe r or planning success"),
     "report": ("lewm.cli.report", "one page (Markdown + HTML) and one printed table comparing runs side by side"),
+    "import": ("lewm.cli.import_checkpoint", "an official checkpoint (folder or hf:OWNER/NAME) as a lewm run"),
+    "export": ("lewm.cli.export", "a run as an official checkpoint folder (weights.pt + config.json)"),
     "params": ("lewm.cli.params", "print a preset's parameter counts per component"),
 }
 """Command name -> (module with `main(argv) -> int`, summary). Modules are imported only when run, so

@@ -30,7 +30,7 @@ from lewm.evaluation.protocol import (
     run_random,
     wilson_interval,
 )
-from lewm.runs import LoadedRun, as_run
+from lewm.runs import LoadedRun, as_run, run_data_path
 from lewm.utils.io import atomic_write_text
 
 
@@ -44,7 +44,7 @@ def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = 
     config.validate()
     run = as_run(run_dir, device, checkpoint=checkpoint)
     run_dir = run.run_dir
-    data_path = Path(data_path or run.config.data_path)
+    data_path = run_data_path(run, data_path)
     out_dir = Path(out_dir or Path(run_dir) / "eval")
     with EpisodeFile(data_path, pixels_key=run.config.data.pixels_key,
                      action_key=run.config.data.action_key) as data:

@@ -8,7 +8,10 @@ transformers 5 renamed the ViT internals (`layers.{i}.attention.q_proj`, `mlp.fc
 for every version. `tests/model` checks that its outputs equal `transformers.ViTModel`'s for the same weights.
 
 Pixels stay uint8 until `preprocess_pixels` (run on whatever device the pixels are on): divide by 255,
-resize to the encoder's image size when needed, normalise with the ImageNet mean and std.
+resize so that the shorter side equals the encoder's image size (keeping the aspect ratio, as the reference's
+torchvision `Resize(image_size)` does), normalise with the ImageNet mean and std. A square frame thus becomes
+S x S; a non-square one stays non-square, and the ViT then interpolates its position embeddings to the frame's
+patch grid, as `transformers.ViTModel(..., interpolate_pos_encoding=True)` does in the reference.
 """
 
 from __future__ import annotations
@@ -33,17 +36,32 @@ _INIT_STD = 0.02
 # ---------------------------------------------------------------------------------------------------------
 
 
+def resized_size(height: int, width: int, image_size: int) -> tuple[int, int]:
+    """The (height, width) a frame is resized to: shorter side `image_size`, aspect ratio kept.
+
+    The longer side is truncated, int(image_size * long / short), the rule of torchvision's `Resize` with an
+    int size that the reference LeWM preprocessing uses, so our frames have exactly the reference's size.
+    """
+    short, long = min(height, width), max(height, width)
+    new_long = int(image_size * long / short)
+    return (image_size, new_long) if height <= width else (new_long, image_size)
+
+
 def preprocess_pixels(
     pixels: torch.Tensor,
     image_size: int,
     mean: torch.Tensor | None = None,
     std: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Turn stored frames into the ViT's input: float, resized to `image_size`, ImageNet-normalised.
+    """Turn stored frames into the ViT's input: float, shorter side resized to `image_size`, normalised.
 
-    pixels: (..., 3, H, W), uint8 in [0, 255] or floating point in [0, 1]. Returns float32 (..., 3, S, S)
-    with S = image_size, on the same device. Frames whose H or W differ from S are resized with bilinear
-    interpolation and antialiasing, so datasets rendered at any resolution can feed any encoder.
+    pixels: (..., 3, H, W), uint8 in [0, 255] or floating point in [0, 1]. Returns float32 (..., 3, H', W')
+    on the same device, with (H', W') = `resized_size(H, W, image_size)`: S x S for a square frame
+    (S = image_size), and for a non-square one the shorter side S and the aspect ratio kept, as the reference's
+    torchvision `Resize(S)`. Resizing is bilinear with antialiasing (skipped when the size already matches),
+    so datasets rendered at any resolution can feed any encoder. The reference normalises before resizing; we
+    resize first (fewer pixels to normalise when shrinking), which is the same map up to float rounding since
+    every output pixel is a weighted average with weights summing to one.
     `mean` and `std` are (3, 1, 1) tensors on the pixels' device; `PixelPreprocess` passes its buffers so
     nothing is copied from the host on every call (which would also break CUDA-graph capture).
     """
@@ -56,11 +74,11 @@ def preprocess_pixels(
     else:
         raise ValueError(f"expected uint8 or floating-point pixels, got {pixels.dtype}")
     height, width = images.shape[-2:]
-    if height != image_size or width != image_size:
+    size = resized_size(height, width, image_size)
+    if size != (height, width):
         flat, packed_shape = pack([images], "* c h w")  # (N, 3, H, W), N = product of the leading dims
-        flat = F.interpolate(flat, size=(image_size, image_size), mode="bilinear", align_corners=False,
-                             antialias=True)  # (N, 3, S, S)
-        (images,) = unpack(flat, packed_shape, "* c h w")  # (..., 3, S, S)
+        flat = F.interpolate(flat, size=size, mode="bilinear", align_corners=False, antialias=True)  # (N, 3, H', W')
+        (images,) = unpack(flat, packed_shape, "* c h w")  # (..., 3, H', W')
     if mean is None:
         mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(3, 1, 1)
     if std is None:
@@ -85,7 +103,7 @@ class PixelPreprocess(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(3, 1, 1), persistent=False)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels (..., 3, H, W) uint8 or float in [0, 1] -> (..., 3, S, S) normalised float32."""
+        """pixels (..., 3, H, W) uint8 or float in [0, 1] -> (..., 3, H', W') normalised float32 (see above)."""
         return preprocess_pixels(pixels, self.image_size, self.mean, self.std)
 
 
@@ -102,30 +120,54 @@ class PatchEmbeddings(nn.Module):
         self.projection = nn.Conv2d(num_channels, width, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images (N, 3, S, S) -> patch tokens (N, P, W), patches in row-major order."""
-        grid = self.projection(images)  # (N, W, S/p, S/p)
+        """images (N, 3, Hi, Wi) -> patch tokens (N, P, W), P = Gh * Gw, patches in row-major order.
+
+        The stride-p convolution drops the last Hi % p rows and Wi % p columns (Gh = Hi // p, Gw = Wi // p).
+        """
+        grid = self.projection(images)  # (N, W, Gh, Gw)
         return rearrange(grid, "n w gh gw -> n (gh gw) w")  # (N, P, W)
 
 
 class ViTEmbeddings(nn.Module):
-    """Prepend the learned CLS token to the patch tokens and add learned absolute position embeddings."""
+    """Prepend the learned CLS token to the patch tokens and add learned absolute position embeddings.
+
+    The table is learned for the built image_size (a G x G grid, G = image_size // patch_size). Other frame
+    sizes get it resized to their grid, exactly as Hugging Face ViT with `interpolate_pos_encoding=True`, which
+    the reference encoder uses, so a checkpoint sees the same position embeddings here as there.
+    """
 
     def __init__(self, width: int, image_size: int, patch_size: int) -> None:
         super().__init__()
-        num_patches = (image_size // patch_size) ** 2
+        self.patch_size = patch_size
+        self.grid = image_size // patch_size
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
         self.patch_embeddings = PatchEmbeddings(width, patch_size)
-        self.position_embeddings = nn.Parameter(torch.zeros(1, num_patches + 1, width))
+        self.position_embeddings = nn.Parameter(torch.zeros(1, self.grid**2 + 1, width))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images (N, 3, S, S) -> tokens (N, 1 + P, W)."""
+        """images (N, 3, Hi, Wi) -> tokens (N, 1 + P, W), P = (Hi // p) * (Wi // p)."""
+        height, width = images.shape[-2:]
         patches = self.patch_embeddings(images)  # (N, P, W)
         cls = self.cls_token.expand(patches.shape[0], -1, -1)  # (N, 1, W)
         tokens = torch.cat([cls, patches], dim=1)  # (N, 1 + P, W)
-        if tokens.shape[1] != self.position_embeddings.shape[1]:
-            raise ValueError(f"the ViT was built for {self.position_embeddings.shape[1] - 1} patches, got "
-                             f"{patches.shape[1]}: resize the images to the encoder's image_size first")
-        return tokens + self.position_embeddings
+        return tokens + self.positions(height, width)
+
+    def positions(self, height: int, width: int) -> torch.Tensor:
+        """Position embeddings (1, 1 + Gh * Gw, W) for a height x width image, Gh = height // p, Gw = width // p.
+
+        Hugging Face's rule, kept exactly so that outputs match it: the learned table as is when the image has
+        as many patches as the table and is square (so the fast path only compares Python ints: no host sync,
+        nothing new under CUDA graphs); otherwise the patch rows, laid out on their G x G grid, are resized to
+        Gh x Gw with bicubic interpolation (align_corners=False) and the CLS row is kept.
+        """
+        rows, cols = height // self.patch_size, width // self.patch_size
+        if rows * cols == self.grid**2 and height == width:
+            return self.position_embeddings  # (1, 1 + G*G, W)
+        cls_position, patch_positions = self.position_embeddings[:, :1], self.position_embeddings[:, 1:]
+        grid = rearrange(patch_positions, "b (gh gw) w -> b w gh gw", gh=self.grid)  # (1, W, G, G)
+        grid = F.interpolate(grid, size=(rows, cols), mode="bicubic", align_corners=False)  # (1, W, Gh, Gw)
+        patch_positions = rearrange(grid, "b w gh gw -> b (gh gw) w")  # (1, Gh*Gw, W)
+        return torch.cat([cls_position, patch_positions], dim=1)  # (1, 1 + Gh*Gw, W)
 
 
 class ViTSelfAttention(nn.Module):
@@ -226,8 +268,9 @@ class ViTEncoder(nn.Module):
 class ViT(nn.Module):
     """A ViT with Hugging Face `ViTModel` architecture and names, without pooler; returns all tokens.
 
-    forward(images (N, 3, S, S) normalised) -> last_hidden_state (N, 1 + P, W) after the final LayerNorm;
-    token 0 is the CLS token, LeWM's frame embedding before the projector.
+    forward(images (N, 3, Hi, Wi) normalised) -> last_hidden_state (N, 1 + P, W) after the final LayerNorm,
+    P = (Hi // p) * (Wi // p): (S / p)^2 at the built size S, otherwise with interpolated position embeddings
+    (`ViTEmbeddings.positions`). Token 0 is the CLS token, LeWM's frame embedding before the projector.
     """
 
     def __init__(self, cfg: EncoderConfig) -> None:
@@ -251,7 +294,7 @@ class ViT(nn.Module):
         nn.init.trunc_normal_(self.embeddings.position_embeddings, std=_INIT_STD)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images (N, 3, S, S) -> last_hidden_state (N, 1 + P, W)."""
+        """images (N, 3, Hi, Wi) -> last_hidden_state (N, 1 + P, W)."""
         images = images.to(self.embeddings.patch_embeddings.projection.weight.dtype)
         return self.layernorm(self.encoder(self.embeddings(images)))
 
