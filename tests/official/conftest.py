@@ -15,7 +15,8 @@ from lewm.official import to_transformers4_names
 
 def _official_code() -> ModuleType:
     """tests/official/official_code.py as a module (the tests folder is not a package)."""
-    spec = importlib.util.spec_from_file_location("lewm_tests_official_code", Path(__file__).with_name("official_code.py"))
+    path = Path(__file__).with_name("official_code.py")
+    spec = importlib.util.spec_from_file_location("lewm_tests_official_code", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -24,19 +25,17 @@ def _official_code() -> ModuleType:
 @pytest.fixture(scope="session")
 def official() -> ModuleType:
     """build_official(config), randomise(model, seed), official_modules(), official_vit(...)."""
-    return _official_code()
+    return _CODE
 
 
-SMALL_CONFIG = {
-    "encoder": {"size": "tiny", "patch_size": 8, "image_size": 32},
-    "projector": {"input_dim": 192, "output_dim": 48, "hidden_dim": 96},
-    "pred_proj": {"input_dim": 48, "output_dim": 48, "hidden_dim": 96},
-    "predictor": {"_target_": "module.ARPredictor", "num_frames": 3, "input_dim": 48, "hidden_dim": 48,
-                  "output_dim": 48, "depth": 2, "heads": 4, "mlp_dim": 96, "dim_head": 16, "dropout": 0.1,
-                  "emb_dropout": 0.0},
-    "action_encoder": {"_target_": "module.Embedder", "input_dim": 10, "emb_dim": 48},
-}
-"""A small official config (ViT-Tiny at 32 px, a 2-block predictor): quick to build, every part present."""
+_CODE = _official_code()
+PUSHT_CONFIG, SMALL_CONFIG, SMALL_VIT_CONFIG = _CODE.PUSHT_CONFIG, _CODE.SMALL_CONFIG, _CODE.SMALL_VIT_CONFIG
+
+
+@pytest.fixture(scope="session")
+def official_configs() -> dict[str, dict]:
+    """The configs the parity tests run: the released Push-T one ("paper") and a ViT-Small one."""
+    return {"paper": PUSHT_CONFIG, "small-vit": SMALL_VIT_CONFIG}
 
 
 def write_official_folder(official: ModuleType, folder: Path, config: dict, seed: int = 0) -> torch.nn.Module:

@@ -11,6 +11,7 @@ restated here from its documented behaviour. The model is assembled as the autho
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +19,35 @@ from typing import Any
 
 import torch
 from torch import nn
+
+PUSHT_CONFIG = {
+    "encoder": {"size": "tiny", "patch_size": 14, "image_size": 224},
+    "projector": {"input_dim": 192, "output_dim": 192, "hidden_dim": 2048},
+    "pred_proj": {"input_dim": 192, "output_dim": 192, "hidden_dim": 2048},
+    "predictor": {"_target_": "module.ARPredictor", "num_frames": 3, "input_dim": 192, "hidden_dim": 192,
+                  "output_dim": 192, "depth": 6, "heads": 16, "mlp_dim": 2048, "dim_head": 64, "dropout": 0.1,
+                  "emb_dropout": 0.0},
+    "action_encoder": {"_target_": "module.Embedder", "input_dim": 10, "emb_dim": 192},
+}
+"""The released Push-T model's config.json (lewm-pusht on the hub), as the issue that asked for import quotes it."""
+
+SMALL_CONFIG = {
+    "encoder": {"size": "tiny", "patch_size": 8, "image_size": 32},
+    "projector": {"input_dim": 192, "output_dim": 48, "hidden_dim": 96},
+    "pred_proj": {"input_dim": 48, "output_dim": 48, "hidden_dim": 96},
+    "predictor": {"_target_": "module.ARPredictor", "num_frames": 3, "input_dim": 48, "hidden_dim": 48,
+                  "output_dim": 48, "depth": 2, "heads": 4, "mlp_dim": 96, "dim_head": 16, "dropout": 0.1,
+                  "emb_dropout": 0.0},
+    "action_encoder": {"_target_": "module.Embedder", "input_dim": 10, "emb_dim": 48},
+}
+"""A small official config (ViT-Tiny at 32 px, a 2-block predictor): quick to build, every part present."""
+
+
+SMALL_VIT_CONFIG = copy.deepcopy(SMALL_CONFIG)
+SMALL_VIT_CONFIG["encoder"]["size"] = "small"
+SMALL_VIT_CONFIG["projector"]["input_dim"] = 384
+"""The second size of the parity tests: a ViT-Small encoder (384 wide, 6 heads) at 32 px."""
+
 
 _VIT_SIZES = {"tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16)}
 
@@ -36,6 +66,15 @@ def official_modules() -> tuple[ModuleType, ModuleType]:
         raise ImportError("stable_worldmodel is not installed (pip install --no-deps stable-worldmodel==0.1.1)")
     folder = Path(list(spec.submodule_search_locations)[0]) / "wm" / "lewm"
     return _load(folder / "lewm.py", "official_lewm_model"), _load(folder / "module.py", "official_lewm_module")
+
+
+def official_sigreg() -> nn.Module:
+    """stable-worldmodel's SIGReg (wm/loss.py) with the paper's 17 knots and 1024 projections."""
+    spec = importlib.util.find_spec("stable_worldmodel")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("stable_worldmodel is not installed (pip install --no-deps stable-worldmodel==0.1.1)")
+    loss = _load(Path(list(spec.submodule_search_locations)[0]) / "wm" / "loss.py", "official_lewm_loss")
+    return loss.SIGReg(knots=17, num_proj=1024)
 
 
 def official_vit(size: str, patch_size: int, image_size: int) -> nn.Module:
@@ -66,7 +105,8 @@ def build_official(config: dict[str, Any]) -> nn.Module:
 
 @torch.no_grad()
 def randomise(model: nn.Module, seed: int) -> nn.Module:
-    """Non-trivial weights everywhere (the official init zeroes AdaLN, which would hide the predictor) and
+    """Non-trivial weights everywhere, of a trained network's scale: matrices ~ N(0, 1/fan_in) (the official init
+    zeroes AdaLN, which would hide the predictor), biases and embeddings small but nonzero, norm scales near 1,
     BatchNorm running statistics far from (0, 1)."""
     generator = torch.Generator().manual_seed(seed)
     for name, tensor in model.state_dict().items():
@@ -77,6 +117,81 @@ def randomise(model: nn.Module, seed: int) -> nn.Module:
             tensor.copy_(0.5 + noise.abs())
         elif name.endswith(("weight", "running_mean")) and tensor.dim() == 1:
             tensor.copy_(1.0 + 0.3 * noise)  # norms' scales and BatchNorm means
+        elif tensor.dim() >= 2 and name.endswith("weight"):
+            tensor.copy_(noise / tensor[0].numel() ** 0.5)  # fan_in = numel of one output row
         else:
-            tensor.copy_(0.08 * noise)
+            tensor.copy_(0.1 * noise)  # biases, CLS token, position embeddings
     return model
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Side-by-side measurement (shared by tests/official/test_official_parity.py and scripts/official_parity.py)
+# ---------------------------------------------------------------------------------------------------------
+
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+
+def official_preprocess(frames: torch.Tensor, image_size: int) -> torch.Tensor:
+    """The official image pipeline on (..., 3, H, W) uint8 frames: to [0, 1], ImageNet-normalise, then resize
+    the shorter side to `image_size` (torchvision's Resize(int): the longer side truncated, bilinear, antialias)."""
+    images = (frames.float() / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    height, width = images.shape[-2:]
+    short, long = min(height, width), max(height, width)
+    if short == image_size:
+        return images
+    new_long = int(image_size * long / short)
+    size = (image_size, new_long) if height <= width else (new_long, image_size)
+    flat = images.reshape(-1, 3, height, width)  # N 3 H W
+    flat = torch.nn.functional.interpolate(flat, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return flat.reshape(*images.shape[:-2], *size)
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| / (1 + |b|): within 1e-5 means torch.testing's atol = rtol = 1e-5 holds everywhere."""
+    assert a.shape == b.shape, (tuple(a.shape), tuple(b.shape))
+    a, b = a.double(), b.double()
+    return float(((a - b).abs() / (1.0 + b.abs())).max())
+
+
+@torch.no_grad()
+def compare_with_official(config: dict[str, Any], frame_size: tuple[int, int], seed: int = 0, samples: int = 6,
+                          horizon: int = 4) -> dict[str, float]:
+    """Largest differences (max |ours - official| / (1 + |official|)) between lewm and the official model holding
+    the same random weights: embeddings, one predictor pass, a multi-step rollout and the planning cost. lewm's
+    model comes from the official config and state dict through `lewm.official` (the import path a user takes)."""
+    from lewm.model import LeWM
+    from lewm.official import load_official_weights, read_official_config
+    from lewm.planning.cem import final_embedding_cost
+
+    reference = randomise(build_official(config), seed).eval()
+    ours = LeWM(read_official_config(config, (5, config["action_encoder"]["input_dim"] // 5))).eval()
+    load_official_weights(ours, reference.state_dict(), "official model")
+    history, block = config["predictor"]["num_frames"], config["action_encoder"]["input_dim"]
+    image_size = config["encoder"]["image_size"]
+    generator = torch.Generator().manual_seed(seed + 1)
+    frames = torch.randint(0, 256, (1, history, 3, *frame_size), generator=generator, dtype=torch.uint8)  # B=1 h
+    goal = torch.randint(0, 256, (1, 1, 3, *frame_size), generator=generator, dtype=torch.uint8)
+    past = torch.randn(1, history - 1, block, generator=generator)  # executed blocks between observed frames
+    planned = torch.randn(1, samples, horizon, block, generator=generator)  # B S H K candidates
+
+    pixels = official_preprocess(frames, image_size)
+    emb_ref = reference.encode({"pixels": pixels})["emb"]  # 1 h D
+    emb = ours.encode(frames)
+    act_ref = reference.action_encoder(torch.cat([past, planned[:, 0, :1]], dim=1))  # 1 h D
+    pred_ref = reference.predict(emb_ref, act_ref)
+    pred = ours.predict(emb, ours.encode_actions(torch.cat([past, planned[:, 0, :1]], dim=1)))
+
+    # Official rollout: every candidate starts with the executed past blocks, so both see the same actions.
+    sequence = torch.cat([past[:, None].expand(1, samples, -1, -1), planned], dim=2)  # 1 S h-1+H K
+    info = {"pixels": pixels[:, None].expand(1, samples, *pixels.shape[1:]),
+            "goal": official_preprocess(goal, image_size)[:, None].expand(1, samples, *goal.shape[1:2],
+                                                                          *pixels.shape[-3:]),
+            "action": sequence[:, :, :history]}
+    cost_ref = reference.get_cost(info, sequence)  # 1 S
+    rollout_ref = info["predicted_emb"][:, :, history:]  # 1 S H D
+    rollout = ours.rollout(emb.expand(samples, -1, -1), planned[0], past.expand(samples, -1, -1))  # S H D
+    cost = final_embedding_cost(rollout[None], ours.encode(goal)[:, 0])  # 1 S
+    return {"embedding": _max_diff(emb, emb_ref), "predict": _max_diff(pred, pred_ref),
+            "rollout": _max_diff(rollout[None], rollout_ref), "cost": _max_diff(cost, cost_ref),
+            "cost_scale": float(cost_ref.abs().max())}
