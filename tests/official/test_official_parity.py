@@ -53,3 +53,26 @@ def test_sigreg_equals_the_official_sigreg(official: ModuleType, batch: int, dim
     print(f"SIGReg B={batch} D={dim} T={time}: ours {ours.item():.6f} official {reference.item():.6f}")
     assert ours.item() > 2.0  # far from Gaussian, so the statistic is not near its floor
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_batched_cost_pairs_each_environment_with_its_own_goal(official: ModuleType) -> None:
+    """A deliberate difference (docs/official_differences.md): planning two environments in one call, the official
+    `get_cost` expands goal_emb (B, 1, D) over (B, S, T, D), which puts goal s on sample s; lewm's cost compares
+    every candidate of environment n with goal n, which is what one call per environment gives officially."""
+    from lewm.planning.cem import final_embedding_cost
+
+    model = official.randomise(official.build_official(official.SMALL_CONFIG), 0).eval()
+    generator = torch.Generator().manual_seed(3)
+    pixels = torch.randn(2, 2, 3, 3, 32, 32, generator=generator)  # B=2 environments, S=2 samples, h=3
+    goals = torch.randn(2, 2, 1, 3, 32, 32, generator=generator)
+    goals[1] = 3.0 * goals[1]  # environment 1's goal differs from environment 0's
+    sequence = torch.randn(2, 2, 6, 10, generator=generator)  # B S h-1+H K
+    info = {"pixels": pixels, "goal": goals, "action": sequence[:, :, :3]}
+    batched = model.get_cost(info, sequence)  # B S
+    per_env = torch.cat([model.get_cost({"pixels": pixels[b:b + 1], "goal": goals[b:b + 1],
+                                         "action": sequence[b:b + 1, :, :3]}, sequence[b:b + 1]) for b in range(2)])
+    goal_emb = model.encode({"pixels": goals[:, 0]})["emb"][:, -1]  # B D
+    ours = final_embedding_cost(info["predicted_emb"][:, :, -1:], goal_emb)  # B S
+    torch.testing.assert_close(ours, per_env, rtol=1e-5, atol=1e-5)
+    assert (batched - per_env).abs().max() > 0.1  # the official batched call scores against the other goal
