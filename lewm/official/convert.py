@@ -67,6 +67,14 @@ def official_action_stats(data_path: Path, action_key: str = "action") -> np.nda
     return np.stack([actions.mean(axis=0), np.where(std > 0, std, 1.0)])
 
 
+def _side_int(side: dict[str, Any], name: str) -> int:
+    """lewm.json's `name` (frameskip or action_dim): an integer >= 1, else a one-line error naming it."""
+    value = side[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LewmError(f"lewm.json: {name} = {value!r} must be an integer >= 1")
+    return value
+
+
 def _action_sizes(env: str | None, data: Path | None, side: dict[str, Any] | None,
                   action_key: str) -> list[tuple[str, int]]:
     """(where, action size) from every source given, for the split and its consistency check."""
@@ -78,7 +86,7 @@ def _action_sizes(env: str | None, data: Path | None, side: dict[str, Any] | Non
         with EpisodeFile(data, action_key=action_key) as file:
             sizes.append((f"--data {data} (column {action_key!r})", int(file.action_dim)))
     if side is not None and "action_dim" in side:
-        sizes.append(("lewm.json", int(side["action_dim"])))
+        sizes.append(("lewm.json", _side_int(side, "action_dim")))
     return sizes
 
 
@@ -102,7 +110,10 @@ def split_action_block(block_dim: int, frameskip: int | None, sizes: list[tuple[
                             f"({where})")
         return block_dim // size, size, where
     if side is not None and "frameskip" in side:
-        return int(side["frameskip"]), block_dim // int(side["frameskip"]), "lewm.json"
+        skip = _side_int(side, "frameskip")
+        if block_dim % skip:
+            raise LewmError(f"lewm.json: frameskip {skip} does not divide action_encoder.input_dim {block_dim}")
+        return skip, block_dim // skip, "lewm.json"
     raise LewmError(f"action_encoder.input_dim {block_dim} is frameskip x action size, and nothing says which: "
                     "pass --frameskip N, --env NAME or --data F.h5")
 
@@ -117,6 +128,8 @@ def _side_stats(side: dict[str, Any], action_dim: int) -> np.ndarray | None:
         raise LewmError("lewm.json: action_stats must hold 'mean' and 'std' lists of numbers") from error
     if values.shape != (2, action_dim):
         raise LewmError(f"lewm.json: action_stats hold {values.shape[-1]} dims, the model's actions have {action_dim}")
+    if not (np.isfinite(values).all() and (values[1] > 0).all()):
+        raise LewmError("lewm.json: action_stats must be finite numbers, with every std > 0")
     return values
 
 
@@ -168,6 +181,8 @@ def _sha256(path: Path) -> str:
 def import_official(source: str | Path, out: Path, frameskip: int | None = None, data: Path | None = None,
                     env: str | None = None, action_key: str = "action") -> ImportReport:
     """Write the official checkpoint `source` (folder or hf:OWNER/NAME[@REV]) as the lewm run directory `out`."""
+    if (Path(out) / "checkpoints" / "last.pt").exists():
+        raise LewmError(f"{out}: already holds a run (checkpoints/last.pt); pass another --out")
     data = Path(data).resolve() if data is not None else None
     if data is not None and not data.is_file():
         raise LewmError(f"{data}: --data file does not exist")

@@ -47,7 +47,7 @@ def parse_hub_id(source: str) -> tuple[str, str | None]:
     spec = source[len(HUB_PREFIX):]
     repo, _, revision = spec.partition("@")
     parts = repo.split("/")
-    if len(parts) != 2 or not all(parts) or (_ and not revision):
+    if len(parts) != 2 or not all(parts) or (_ and not revision) or "@" in revision:
         raise LewmError(f"{source}: a hub checkpoint is named hf:OWNER/NAME or hf:OWNER/NAME@REVISION")
     return repo, revision or None
 
@@ -97,6 +97,9 @@ def download_from_hub(source: str) -> OfficialFolder:
         raise LewmError(f"{source}: the repository has no revision {revision!r}") from error
     except hub_errors.EntryNotFoundError as error:
         raise LewmError(f"{source}: the repository lacks {CONFIG} or {WEIGHTS}") from error
+    except hub_errors.HfHubHTTPError as error:  # after its subclasses above: a 5xx, a 401, a rate limit ...
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise LewmError(f"{source}: the hub refused the download ({reason})") from error
     folder = paths[0].parent
     try:  # lewm's side file, present only in repositories written by `lewm export`
         huggingface_hub.hf_hub_download(repo, SIDE_FILE, revision=revision)
