@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise LewmError(f"{path}: checkpoint does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
+    except Exception as error:  # a corrupt file can fail anywhere in the unpickler (IndexError, KeyError ...)
         reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
         raise LewmError(f"{path}: corrupt or unreadable checkpoint ({reason})") from error
     if not isinstance(state, dict):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -172,11 +173,13 @@ def test_weights_that_do_not_fit_the_config(released: Path, tmp_path: Path, caps
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (os.urandom(4096), "not a readable PyTorch state dict"),
+        (random.Random(0).randbytes(4096), "not a readable PyTorch state dict"),
+        (random.Random(1).randbytes(4096), "not a readable PyTorch state dict"),
+        (b"\x80\x02." + bytes(64), "not a readable PyTorch state dict"),
         (b"", "not a readable PyTorch state dict"),
         ("list", "expected a state dict (parameter name -> tensor), got list"),
     ],
-    ids=["random-bytes", "empty", "a-list"],
+    ids=["random-bytes", "random-bytes-2", "pickle-stop", "empty", "a-list"],
 )
 def test_corrupt_weights(released: Path, tmp_path: Path, capsys, content, message: str) -> None:
     folder = _variant(released, tmp_path / "official")
