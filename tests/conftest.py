@@ -5,9 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from lewm.config import TrainConfig, preset
 from lewm.data.synthetic import write_moving_dot_file
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: building ViTs and copying their weights (trunc_normal_, copy_) runs 5-20x
+    slower with two threads on a 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -20,27 +20,13 @@ from lewm.cli.main import run
 from lewm.model import LeWM
 from lewm.official import official_state_dict, read_official_config
 
-CONFIG = {
-    "encoder": {"size": "tiny", "patch_size": 8, "image_size": 32},
-    "projector": {"input_dim": 192, "output_dim": 48, "hidden_dim": 96},
-    "pred_proj": {"input_dim": 48, "output_dim": 48, "hidden_dim": 96},
-    "predictor": {"_target_": "module.ARPredictor", "num_frames": 3, "input_dim": 48, "hidden_dim": 48,
-                  "output_dim": 48, "depth": 2, "heads": 4, "mlp_dim": 96, "dim_head": 16, "dropout": 0.1,
-                  "emb_dropout": 0.0},
-    "action_encoder": {"_target_": "module.Embedder", "input_dim": 10, "emb_dim": 48},
-}
-"""A small official config (ViT-Tiny at 32 px, a 2-block predictor, action blocks of 10)."""
+CONFIG = json.loads((Path(__file__).parents[1] / "official" / "configs" / "small.json").read_text())
+"""A small official config (ViT-Tiny at 32 px, a 2-block predictor, action blocks of 10), shared with tests/official."""
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Building a ViT-Tiny and copying its weights is 5-20x slower with two threads on a 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

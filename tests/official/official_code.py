@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,29 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
-PUSHT_CONFIG = {
-    "encoder": {"size": "tiny", "patch_size": 14, "image_size": 224},
-    "projector": {"input_dim": 192, "output_dim": 192, "hidden_dim": 2048},
-    "pred_proj": {"input_dim": 192, "output_dim": 192, "hidden_dim": 2048},
-    "predictor": {"_target_": "module.ARPredictor", "num_frames": 3, "input_dim": 192, "hidden_dim": 192,
-                  "output_dim": 192, "depth": 6, "heads": 16, "mlp_dim": 2048, "dim_head": 64, "dropout": 0.1,
-                  "emb_dropout": 0.0},
-    "action_encoder": {"_target_": "module.Embedder", "input_dim": 10, "emb_dim": 192},
-}
+CONFIGS = Path(__file__).with_name("configs")
+PUSHT_CONFIG: dict[str, Any] = json.loads((CONFIGS / "pusht.json").read_text())
 """The released Push-T model's config.json (lewm-pusht on the hub), as the issue that asked for import quotes it."""
-
-SMALL_CONFIG = {
-    "encoder": {"size": "tiny", "patch_size": 8, "image_size": 32},
-    "projector": {"input_dim": 192, "output_dim": 48, "hidden_dim": 96},
-    "pred_proj": {"input_dim": 48, "output_dim": 48, "hidden_dim": 96},
-    "predictor": {"_target_": "module.ARPredictor", "num_frames": 3, "input_dim": 48, "hidden_dim": 48,
-                  "output_dim": 48, "depth": 2, "heads": 4, "mlp_dim": 96, "dim_head": 16, "dropout": 0.1,
-                  "emb_dropout": 0.0},
-    "action_encoder": {"_target_": "module.Embedder", "input_dim": 10, "emb_dim": 48},
-}
+SMALL_CONFIG: dict[str, Any] = json.loads((CONFIGS / "small.json").read_text())
 """A small official config (ViT-Tiny at 32 px, a 2-block predictor): quick to build, every part present."""
-
-
 SMALL_VIT_CONFIG = copy.deepcopy(SMALL_CONFIG)
 SMALL_VIT_CONFIG["encoder"]["size"] = "small"
 SMALL_VIT_CONFIG["projector"]["input_dim"] = 384

@@ -31,13 +31,7 @@ from lewm.training import load_checkpoint
 PATCH_EMBED = "action_encoder.patch_embed.weight"  # the official kernel-1 Conv1d (out, in, 1); lewm's Linear (out, in)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Building a ViT-Tiny and copying its weights is 5-20x slower with two threads on a 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _load_json(path: Path):
