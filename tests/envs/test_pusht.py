@@ -287,7 +287,9 @@ def test_same_state_and_actions_give_identical_trajectories() -> None:
     trajectories = []
     for _ in range(2):
         env = PushTEnv(image_size=16)
-        env.reset(options={"state": start})
+        # Seeded: as in the reference, a reset first places a random goal in the same space, and what that
+        # leaves behind (cached contacts, the block's velocity) reaches the start's first steps.
+        env.reset(seed=7, options={"state": start})
         trajectories.append(np.array([env.step(a)[4]["state"] for a in actions]))
     assert np.array_equal(trajectories[0], trajectories[1])
     assert np.abs(trajectories[0][-1, 2:4] - start[2:4]).max() > 5  # the block was touched
