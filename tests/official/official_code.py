@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -42,21 +43,27 @@ def _load(path: Path, name: str) -> ModuleType:
     return module
 
 
-def official_modules() -> tuple[ModuleType, ModuleType]:
-    """(lewm.py, module.py) of the installed stable-worldmodel; ImportError when it is not installed."""
-    spec = importlib.util.find_spec("stable_worldmodel")  # locates the package without running its __init__
+def official_root() -> Path:
+    """The installed `stable_worldmodel` folder, found without running its __init__ (tests/envs/reference.py may
+    already have put a stub package, which has no __spec__, in sys.modules)."""
+    module = sys.modules.get("stable_worldmodel")
+    if module is not None and getattr(module, "__path__", None):
+        return Path(list(module.__path__)[0])
+    spec = importlib.util.find_spec("stable_worldmodel")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("stable_worldmodel is not installed (pip install --no-deps stable-worldmodel==0.1.1)")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "wm" / "lewm"
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def official_modules() -> tuple[ModuleType, ModuleType]:
+    """(lewm.py, module.py) of the installed stable-worldmodel; ImportError when it is not installed."""
+    folder = official_root() / "wm" / "lewm"
     return _load(folder / "lewm.py", "official_lewm_model"), _load(folder / "module.py", "official_lewm_module")
 
 
 def official_sigreg() -> nn.Module:
     """stable-worldmodel's SIGReg (wm/loss.py) with the paper's 17 knots and 1024 projections."""
-    spec = importlib.util.find_spec("stable_worldmodel")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("stable_worldmodel is not installed (pip install --no-deps stable-worldmodel==0.1.1)")
-    loss = _load(Path(list(spec.submodule_search_locations)[0]) / "wm" / "loss.py", "official_lewm_loss")
+    loss = _load(official_root() / "wm" / "loss.py", "official_lewm_loss")
     return loss.SIGReg(knots=17, num_proj=1024)
 
 
