@@ -15,9 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
-from lewm.cli.train import parse_train_config
+from lewm.config import parse_train_config
 from lewm.evaluation import default_eval_config, evaluate
-from lewm.training import load_checkpoint, train
+from lewm.runs import load_checkpoint
+from lewm.training import train
 
 
 def main() -> None:

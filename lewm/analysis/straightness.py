@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from lewm.analysis.collapse import episode_straightness
 from lewm.data import EpisodeFile, held_out_episodes
 from lewm.errors import LewmError
 from lewm.runs import LoadedRun, as_run, run_data_path
+from lewm.training.diagnostics import episode_straightness
 
 
 def straightness(run_dir: Path | LoadedRun, data_path: Path | None = None, episodes: int = 32, device: str = "cpu",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    from lewm.cli.eval import summary_lines
-    from lewm.demo import run_demo
     from lewm.envs.registry import canonical_name
+    from lewm.evaluation import summary_lines
+    from lewm.workflows.demo import run_demo
 
     parser = argparse.ArgumentParser(prog="lewm demo", description=__doc__)
     parser.add_argument("--env", default="two-room", help="two-room (about 7 min on 2 cores) or pusht (about 35 min)")

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import tyro
 
-from lewm.analysis.lambda_search import LambdaSearchConfig
-from lewm.cli.train import parse_train_config
+from lewm.config import parse_train_config
 from lewm.utils.io import atomic_write_text
+from lewm.workflows.lambda_search import LambdaSearchConfig
 
 
 @dataclass
@@ -32,7 +32,7 @@ class LambdaSearchArgs:
 def main(argv: list[str]) -> int:
     args, train_flags = tyro.cli(LambdaSearchArgs, args=argv, prog="lewm lambda-search", return_unknown_args=True)
     base = parse_train_config([*train_flags, "--data", str(args.data), "--out", str(args.out)])
-    from lewm.analysis.lambda_search import lambda_search
+    from lewm.workflows.lambda_search import lambda_search
 
     result = lambda_search(base, args.out, args.search)
     if args.json is not None:

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import tyro
 
-from lewm.analysis.report import ReportConfig
 from lewm.utils.io import atomic_write_text
+from lewm.workflows.report import ReportConfig
 
 
 @dataclass
@@ -30,7 +30,7 @@ class ReportArgs:
 
 def main(argv: list[str]) -> int:
     args = tyro.cli(ReportArgs, args=argv, prog="lewm report")
-    from lewm.analysis.report import report
+    from lewm.workflows.report import report
 
     result = report(args.runs, args.out, args.settings)
     print(result["markdown"])

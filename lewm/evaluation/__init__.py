@@ -1,6 +1,6 @@
 """Evaluation under the paper's protocol, beside a random policy on the same start/goal pairs."""
 
-from lewm.evaluation.evaluate import evaluate
+from lewm.evaluation.evaluate import evaluate, summary_lines
 from lewm.evaluation.oracle import BatchedPushT, OracleRollout, pose_cost, run_oracle
 from lewm.evaluation.protocol import (
     EvalConfig,
@@ -17,5 +17,5 @@ from lewm.evaluation.protocol import (
 __all__ = [
     "BatchedPushT", "EvalConfig", "OracleRollout", "default_eval_config", "draw_pairs", "evaluate",
     "median_final_errors", "pose_cost", "receding_horizon", "reset_envs", "run_oracle", "run_planner", "run_random",
-    "wilson_interval",
+    "summary_lines", "wilson_interval",
 ]

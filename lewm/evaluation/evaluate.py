@@ -163,3 +163,16 @@ def plot_success(result: dict[str, Any], planned: Rollouts, path: Path) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The printed summary of an eval.json dictionary."""
+    lo, hi = result["ci95"]
+    rlo, rhi = result["random_ci95"]
+    return [
+        f"success {result['success_rate']:.0%} (95% CI {lo:.0%}-{hi:.0%}) vs random {result['random_success_rate']:.0%}"
+        f" (95% CI {rlo:.0%}-{rhi:.0%}) on the same {result['episodes']} start/goal pairs",
+        f"{result['trivial_pairs']:.0%} of pairs start within the success radius; planning "
+        f"{result['plan_seconds_per_cycle']:.2f} s per batched CEM cycle ({result['plan_cycles']} cycles); "
+        f"{result.get('clipped_action_share', 0.0):.0%} of executed actions clipped to the action box",
+    ]

@@ -1,6 +1,5 @@
-"""Training: the loop, checkpoints, metrics and multi-process set-up."""
+"""Training: the loop, the diagnostics it logs, metrics and multi-process set-up (checkpoint files: lewm.runs)."""
 
-from lewm.training.checkpoint import load_checkpoint, save_checkpoint
 from lewm.training.trainer import TrainResult, train, warmup_cosine
 
-__all__ = ["TrainResult", "load_checkpoint", "save_checkpoint", "train", "warmup_cosine"]
+__all__ = ["TrainResult", "train", "warmup_cosine"]

@@ -17,7 +17,6 @@ step boundary and write a checkpoint first.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -36,16 +35,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
-from lewm.analysis.collapse import collapse_diagnostics, episode_straightness, temporal_straightness
-from lewm.config import TrainConfig, save_yaml, to_dict
+from lewm.config import TrainConfig, to_dict
 from lewm.data import ClipDataset, EpisodeFile, NormStats, compute_stats, split_episodes
 from lewm.errors import LewmError
 from lewm.model import LeWM
 from lewm.objectives import LeWMObjective, PLDMObjective
-from lewm.training.checkpoint import load_checkpoint, save_checkpoint
+from lewm.runs import load_checkpoint, save_checkpoint, write_run_files
+from lewm.training.diagnostics import collapse_diagnostics, episode_straightness, temporal_straightness
 from lewm.training.distributed import DistInfo, mean_over_ranks, setup_distributed, teardown_distributed
 from lewm.training.metrics import MetricsLog, plot_metrics
-from lewm.utils.io import atomic_write_text
 
 VAL_STRAIGHTNESS_EPISODES = 16
 """Validation episodes whose whole-episode straightness is logged at every validation (cheap, and the curve
@@ -378,8 +376,7 @@ def _train(config: TrainConfig, info: DistInfo, stop_at_step: int | None) -> Tra
     # --- run directory (rank 0) ---
     log = None
     if info.is_main:
-        save_yaml(config, run_dir / "config.yaml")
-        atomic_write_text(run_dir / "normalization.json", json.dumps(stats.to_dict(), indent=1))
+        write_run_files(run_dir, config, stats)
         log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step if checkpoint is not None else None)
 
     def save(at_step: int) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lewm.analysis.collapse import temporal_straightness
 from lewm.cli.main import run
 from lewm.envs.collect import collect
+from lewm.training.diagnostics import temporal_straightness
 
 
 def test_straight_lines_score_one_zigzags_minus_one_noise_near_zero() -> None:

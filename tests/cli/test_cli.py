@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lewm.cli.main import run
-from lewm.training import load_checkpoint
+from lewm.runs import load_checkpoint
 
 TINY = ["--preset", "tiny", "--threads", "1"]
 

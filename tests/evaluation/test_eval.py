@@ -12,12 +12,12 @@ from einops import rearrange
 
 from lewm.cli.main import run
 from lewm.data import NormStats, write_episodes
-from lewm.demo import DemoPlan, run_demo
 from lewm.envs.collect import collect
 from lewm.evaluation import EvalConfig
 from lewm.evaluation.protocol import executed_blocks, normalised_action_bounds, outside_box
 from lewm.planning import CEMConfig
 from lewm.training import train
+from lewm.workflows.demo import DemoPlan, run_demo
 
 REQUIRED = {"success_rate", "ci95", "random_success_rate", "random_ci95", "episodes", "plan_seconds_per_cycle",
             "trivial_pairs", "protocol"}
@@ -210,7 +210,7 @@ def test_protocol_defaults_follow_the_paper_per_environment() -> None:
 
 
 def test_pusht_demo_pipeline_on_a_tiny_budget(tmp_path: Path, tiny_config) -> None:
-    from lewm.demo import DEMO_PLANS, demo_train_config
+    from lewm.workflows.demo import DEMO_PLANS, demo_train_config
 
     pusht_config = demo_train_config(tmp_path / "d.h5", tmp_path / "r", DEMO_PLANS["pusht"])
     assert pusht_config.model.history == 3 and pusht_config.keep_step_checkpoints

@@ -25,8 +25,7 @@ from lewm.official import (
     to_transformers5_names,
     uses_transformers5_names,
 )
-from lewm.runs import load_run, write_model_run
-from lewm.training import load_checkpoint
+from lewm.runs import load_checkpoint, load_run, write_model_run
 
 PATCH_EMBED = "action_encoder.patch_embed.weight"  # the official kernel-1 Conv1d (out, in, 1); lewm's Linear (out, in)
 

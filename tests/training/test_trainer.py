@@ -10,7 +10,8 @@ import torch
 
 from lewm.config import load_train_config
 from lewm.errors import LewmError
-from lewm.training import load_checkpoint, train
+from lewm.runs import load_checkpoint
+from lewm.training import train
 from lewm.training.metrics import read_metrics
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lewm.analysis.lambda_search import bisect_maximum
 from lewm.cli.main import run
+from lewm.workflows.lambda_search import bisect_maximum
 
 
 @pytest.mark.parametrize("peak", [0.003, 0.09, 0.4])

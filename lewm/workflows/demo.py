@@ -21,7 +21,8 @@ from lewm.config import TrainConfig, preset
 from lewm.envs.collect import collect
 from lewm.envs.registry import canonical_name
 from lewm.evaluation import EvalConfig, default_eval_config, evaluate
-from lewm.training import load_checkpoint, train
+from lewm.runs import load_checkpoint
+from lewm.training import train
 from lewm.utils.io import atomic_write_text
 
 

@@ -19,7 +19,7 @@ from lewm.config import TrainConfig, from_dict, save_yaml, to_dict
 from lewm.data import NormStats
 from lewm.errors import LewmError
 from lewm.model import LeWM
-from lewm.training.checkpoint import load_checkpoint, save_checkpoint
+from lewm.runs.checkpoint import load_checkpoint, save_checkpoint
 from lewm.utils.io import atomic_write_text
 
 
@@ -72,13 +72,18 @@ def run_data_path(run: LoadedRun, data_path: Path | None = None) -> Path:
     return Path(chosen)
 
 
-def write_model_run(run_dir: Path, model: LeWM, config: TrainConfig, stats: NormStats, step: int = 0,
-                    extra: dict[str, Any] | None = None) -> Path:
-    """A run directory holding a model that was not trained here (an imported checkpoint): config.yaml and
-    normalization.json (as the trainer writes them) and checkpoints/last.pt with what `load_run` reads (no
-    optimiser state, so it cannot be resumed, only evaluated, analysed and exported). Returns the checkpoint."""
+def write_run_files(run_dir: Path, config: TrainConfig, stats: NormStats) -> None:
+    """RUN_DIR/config.yaml (the resolved config) and RUN_DIR/normalization.json: the readable half of a run."""
     save_yaml(config, Path(run_dir) / "config.yaml")
     atomic_write_text(Path(run_dir) / "normalization.json", json.dumps(stats.to_dict(), indent=1))
+
+
+def write_model_run(run_dir: Path, model: LeWM, config: TrainConfig, stats: NormStats, step: int = 0,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """A run directory holding a model that was not trained here (an imported checkpoint): `write_run_files`
+    and checkpoints/last.pt with what `load_run` reads (no
+    optimiser state, so it cannot be resumed, only evaluated, analysed and exported). Returns the checkpoint."""
+    write_run_files(run_dir, config, stats)
     last = Path(run_dir) / "checkpoints" / "last.pt"
     state = {"model": model.state_dict(), "step": step, "config": to_dict(config), "stats": stats.to_dict(),
              "elapsed_s": 0.0, **(extra or {})}

@@ -24,12 +24,12 @@ def pldm_tworoom_run(tworoom_run: tuple[Path, Path], tiny_config, tmp_path_facto
 @pytest.mark.slow
 def test_report_compares_lewm_and_pldm(tworoom_run: tuple[Path, Path], pldm_tworoom_run: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import lewm.runs
+    import lewm.runs.loading
 
     _, lewm_run = tworoom_run
     checkpoint_reads: list[Path] = []
-    real_load = lewm.runs.load_checkpoint
-    monkeypatch.setattr(lewm.runs, "load_checkpoint",
+    real_load = lewm.runs.loading.load_checkpoint
+    monkeypatch.setattr(lewm.runs.loading, "load_checkpoint",
                         lambda path, **kwargs: checkpoint_reads.append(path) or real_load(path, **kwargs))
     out, numbers = tmp_path / "report", tmp_path / "report.json"
     argv = ["report", str(lewm_run), str(pldm_tworoom_run), "--out", str(out), "--env", "two-room", "--evaluate",
