@@ -31,6 +31,7 @@ from lewm.envs.registry import canonical_name
 from lewm.errors import LewmError
 from lewm.model import LeWM
 from lewm.runs import LoadedRun, as_run, run_data_path
+from lewm.utils.plotting import pyplot
 
 KINDS = ("control", "teleport", "colour")
 TELEPORT = {"two-room": 60.0, "pusht": 120.0}
@@ -134,10 +135,7 @@ def surprise(run_dir: Path | LoadedRun, env: str, data_path: Path | None = None,
 
 def plot_surprise(result: dict[str, Any], path: Path) -> Path:
     """Mean surprise over time for control, teleport and colour, the event marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axis = plt.subplots(figsize=(6, 3.5))
     steps = np.arange(result["frames"])

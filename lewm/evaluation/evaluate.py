@@ -32,6 +32,7 @@ from lewm.evaluation.protocol import (
 )
 from lewm.runs import LoadedRun, as_run, run_data_path
 from lewm.utils.io import atomic_write_text
+from lewm.utils.plotting import pyplot
 
 
 def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = None,
@@ -140,10 +141,7 @@ def write_video(planned: Rollouts, path: Path) -> Path | None:
 def plot_success(result: dict[str, Any], planned: Rollouts, path: Path) -> Path:
     """Bar chart of planned vs random success with 95% intervals, plus the recorded episodes' trails (goal
     shown faint)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     shown = planned.frames[:4]
     figure, axes = plt.subplots(1, 1 + len(shown), figsize=(3.6 * (1 + len(shown)), 3.4))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lewm.utils.io import atomic_write
+from lewm.utils.plotting import pyplot
 
 
 class MetricsLog:
@@ -49,10 +50,7 @@ DIAGNOSTICS = ("effective_rank", "embedding_std", "embedding_std_min", "straight
 def plot_metrics(metrics_path: Path, plots_dir: Path) -> list[Path]:
     """Draw plots/loss.png (loss terms, train and validation, and the learning rate) and plots/diagnostics.png
     (effective rank, per-dimension std, temporal straightness) against the step; returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = read_metrics(metrics_path)
     train = [row for row in rows if row.get("split") == "train"]

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from lewm.config import TrainConfig, check_field
 from lewm.errors import LewmError
 from lewm.utils.io import atomic_write_text
+from lewm.utils.plotting import pyplot
 
 _WHERE = "lambda-search"
 """Prefix of this command's error messages."""
@@ -188,10 +189,7 @@ def lambda_search(base: TrainConfig, out: Path, config: LambdaSearchConfig,
 
 def plot_search(result: dict[str, Any], path: Path) -> Path:
     """Criterion against lambda (log scale), the trials numbered in the order they ran."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     trials = sorted(result["trials"], key=lambda t: t["lambda"])
     figure, axis = plt.subplots(figsize=(5.5, 3.6))

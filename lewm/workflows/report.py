@@ -29,6 +29,7 @@ from lewm.errors import LewmError
 from lewm.runs import load_run
 from lewm.training.metrics import read_metrics
 from lewm.utils.io import atomic_write_text
+from lewm.utils.plotting import pyplot
 
 
 @dataclass
@@ -193,10 +194,7 @@ CURVES = (("pred_loss", "train", "prediction loss (train)"), ("effective_rank", 
 
 def plot_curves(summaries: list[dict[str, Any]], names: list[str], path: Path) -> Path:
     """The runs' training curves overlaid, a panel per metric."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axes = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.4))
     for axis, (metric, split, title) in zip(axes, CURVES, strict=True):
