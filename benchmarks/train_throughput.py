@@ -6,7 +6,7 @@
 
 One step = forward, LeWM loss, backward, gradient clipping and AdamW, on random weights and random uint8 frames
 (this times the step, not learning). A frame is one image of a clip (batch x (history + num_preds) frames per
-step), counted as in REFERENCE 12.
+step), counted as in docs/reference.md section 12.
 - eager: the model as written, `torch.optim.AdamW` with its default (for-each) kernels; bf16 autocast on CUDA.
 - fast: the same model wrapped in `torch.compile`, AdamW with the fused kernel, bf16 autocast on CUDA (as
   `lewm train --compile`). Both start from the same weights and see the same batches; the script checks that

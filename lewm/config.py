@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import dacite
 import tyro
 import yaml
 
@@ -127,7 +129,8 @@ class ModelConfig:
 
 @dataclass
 class PLDMConfig:
-    """Coefficients of the PLDM baseline objective (REFERENCE section 9: the LeWM authors' Push-T grid search)."""
+    """Coefficients of the PLDM baseline objective (docs/reference.md section 9: the LeWM authors' Push-T grid
+    search)."""
 
     variance: float = 18.0
     """alpha: hinge keeping each dimension's std across the batch above 1."""
@@ -364,34 +367,57 @@ def to_dict(config: Any) -> dict[str, Any]:
     return convert(dataclasses.asdict(config))
 
 
+_DACITE = dacite.Config(
+    # YAML has no path type; an integer where a float belongs (`lr: 1`) is still that float. Anything else is left
+    # as it is, for dacite's type check to reject with the field's path.
+    type_hooks={Path: lambda value: Path(value) if isinstance(value, str) else value,
+                float: lambda value: float(value) if type(value) is int else value},
+    strict=True,
+)
+"""How `from_dict` builds nested config dataclasses: strict (unknown keys fail), types checked (Literal too)."""
+
+
 def from_dict(cls: type, values: dict[str, Any], where: str = "config") -> Any:
-    """Rebuild a config dataclass from `to_dict` output, rejecting unknown keys by name."""
+    """Rebuild a config dataclass from `to_dict` output. Keys missing (configs written by earlier versions) take
+    their defaults; an unknown key or a value of the wrong type is a `LewmError` naming its path and value."""
     if not isinstance(values, dict):
         raise LewmError(f"{where}: expected a mapping, got {type(values).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
+    try:
+        return dacite.from_dict(cls, values, config=_DACITE)
+    except dacite.UnexpectedDataError as error:
+        path, value, owner = _first_unknown_key(cls, values) or (", ".join(sorted(error.keys)), None, cls)
+        raise LewmError(f"{where}: {path} = {value!r} is invalid: {owner.__name__} has no such field") from None
+    except dacite.WrongTypeError as error:
+        raise LewmError(f"{where}: {error.field_path} = {error.value!r} is invalid: must be "
+                        f"{_type_name(error.field_type)}") from None
+
+
+def _first_unknown_key(cls: type, values: dict[str, Any], prefix: str = "") -> tuple[str, Any, type] | None:
+    """(dotted path, value, dataclass) of the first key of `values` that no (nested) field of `cls` has: dacite
+    names the unknown key but not where it sits."""
+    hints = typing.get_type_hints(cls)
     for key, value in values.items():
-        if key not in fields:
-            raise LewmError(f"{where}: unknown field {key!r} for {cls.__name__}")
-        nested = _NESTED.get((cls.__name__, key))
-        if nested is not None:
-            kwargs[key] = from_dict(nested, value, f"{where}.{key}")
-        elif key in ("data_path", "out") and value is not None:
-            kwargs[key] = Path(value)
-        else:
-            kwargs[key] = value
-    return cls(**kwargs)
+        path = f"{prefix}{key}"
+        if key not in hints:
+            return path, value, cls
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            found = _first_unknown_key(hints[key], value, f"{path}.")
+            if found is not None:
+                return found
+    return None
 
 
-_NESTED: dict[tuple[str, str], type] = {
-    ("TrainConfig", "model"): ModelConfig,
-    ("TrainConfig", "objective"): ObjectiveConfig,
-    ("TrainConfig", "data"): DataConfig,
-    ("TrainConfig", "optim"): OptimConfig,
-    ("ModelConfig", "encoder"): EncoderConfig,
-    ("ModelConfig", "predictor"): PredictorConfig,
-    ("ObjectiveConfig", "pldm"): PLDMConfig,
-}
+def _type_name(type_: Any) -> str:
+    """'int', 'int or None', "one of 'auto', 'bf16', 'fp32'", 'a path', 'a mapping of ModelConfig fields'."""
+    if typing.get_origin(type_) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(type_)))
+    if typing.get_args(type_):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(type_))
+    if dataclasses.is_dataclass(type_):
+        return f"a mapping of {type_.__name__} fields"
+    if type_ is Path:
+        return "a path"
+    return "None" if type_ is type(None) else getattr(type_, "__name__", str(type_))
 
 
 def save_yaml(config: Any, path: Path) -> None:
@@ -431,26 +457,34 @@ def _objective_shorthand(argv: list[str]) -> list[str]:
 
 
 def parse_train_config(argv: list[str]) -> TrainConfig:
-    """Start from the preset (or, with --resume, the run's own config.yaml) and apply every flag on top."""
+    """`lewm train`'s command line: the preset (or, with --resume, the run's own config.yaml) with every flag on
+    top; --data and --out must end up set.
+
+    A first pass reads --preset, --out, --resume, --steps and --epochs, because the defaults tyro shows and fills
+    in depend on them. tyro chooses between default objects only through subcommands
+    (`tyro.extras.overridable_config_cli`), which would turn `--preset cpu` into a positional `lewm train cpu`,
+    and it cannot take defaults from a file named by another flag (--resume --out RUN reads RUN/config.yaml)."""
     argv = _objective_shorthand(argv)
-    first = argparse.ArgumentParser(add_help=False)
-    first.add_argument("--preset", default=None)
-    first.add_argument("--out", default=None)
-    first.add_argument("--resume", action="store_true")
+    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag in ("--preset", "--out", "--steps", "--epochs"):
+        first.add_argument(flag, nargs="?")  # a flag without its value is tyro's error to report
+    first.add_argument("--resume", nargs="?", const="")
     known, _ = first.parse_known_args(argv)
-    has_steps = any(arg == "--steps" or arg.startswith("--steps=") for arg in argv)
-    has_epochs = any(arg == "--epochs" or arg.startswith("--epochs=") for arg in argv)
-    if has_steps and has_epochs:
+    if known.steps is not None and known.epochs is not None:
         raise LewmError("train: pass --steps or --epochs, not both")
     saved = Path(known.out) / "config.yaml" if known.out else None
-    if known.resume and saved is not None and saved.is_file() and known.preset is None:
+    if known.resume is not None and saved is not None and saved.is_file() and known.preset is None:
         base = load_train_config(saved)
     else:
         name = known.preset or "paper"
         if name not in PRESETS:
             raise LewmError(f"train: --preset {name!r} is unknown: choose one of {', '.join(PRESETS)}")
         base = preset(name)
-    if has_epochs:
+    if known.epochs is not None:
         base.steps = None  # --epochs N means "train for N epochs", even when the preset counts steps
     base.resume = False  # only the flag below sets it
-    return tyro.cli(TrainConfig, default=base, args=argv, prog="lewm train", description=TRAIN_USAGE)
+    config = tyro.cli(TrainConfig, default=base, args=argv, prog="lewm train", description=TRAIN_USAGE)
+    for flag, value in (("--data", config.data_path), ("--out", config.out)):
+        if value is None:
+            raise LewmError(f"{flag}: required, not given (see lewm train --help)")
+    return config

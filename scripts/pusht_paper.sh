@@ -11,7 +11,7 @@
 # Expected cost on 1 x H100 with 16 CPU cores: ESTIMATES, not measured on a GPU yet (this project's device
 # machine was not lent to the task that wrote this script). Measured pieces: on a 2-core CPU, a 224-px Push-T
 # episode takes 0.21 s to simulate and render; the writer spends 0.39 ms per 224-px frame with lzf (3 KB/frame)
-# and reading one back takes 0.8 ms. REFERENCE 12 gives 0.087 s per eager training step at batch 128 x 4 frames
+# and reading one back takes 0.8 ms. docs/reference.md section 12 gives 0.087 s per eager training step at batch 128 x 4 frames
 # on an H100 (0.050 s with torch.compile).
 #   collect: 2,000,000 frames, ~6 GB on disk; writer-bound at ~0.04 s/episode -> about 15 min
 #   train:   1.53M training clips per epoch (85 clip starts per 100-step episode, 90% of the episodes)

@@ -1,4 +1,4 @@
-"""Probing: how much of a physical quantity can be read back from frozen frame embeddings (REFERENCE 8).
+"""Probing: how much of a physical quantity can be read back from frozen frame embeddings (docs/reference.md section 8).
 
 Frames of held-out episodes are encoded by a trained run's encoder + projector (eval mode, no gradients), and
 linear (ridge) and small MLP probes (scikit-learn) are fitted on the embeddings of training episodes to predict
@@ -6,7 +6,8 @@ a target column (`proprio`, `state`, or a slice such as `state[0:2]`), or an ang
 (`sincos(state[4])`: a raw angle in [0, 2 pi) jumps where it wraps, which no smooth probe can follow, so a
 raw-angle probe would report a low r even for embeddings that hold the angle exactly). Targets are z-scored
 with the training episodes' statistics, so the reported MSE is in units of the target's standard deviation
-(REFERENCE's LeWM Two-Room figure: MSE 0.008, Pearson r 0.996). Episodes, never frames, are split, so a probe
+(docs/reference.md section 8, the paper's LeWM Two-Room figure: MSE 0.008, Pearson r 0.996). Episodes, never frames,
+are split, so a probe
 is never tested on frames adjacent to ones it was fitted on.
 
 Shapes: N frames, D embedding dim, K target dims.
@@ -16,21 +17,25 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from scipy.stats import pearsonr
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 from sklearn.neural_network import MLPRegressor
+from tqdm import tqdm
 
 from lewm.config import check_field, check_positive_ints
 from lewm.data import EpisodeFile
 from lewm.envs.pusht import wrap_angle
 from lewm.errors import LewmError
 from lewm.runs import LoadedRun, as_run, encode_frames, run_data_path
+from lewm.utils.device import resolve_device
 
 _TARGET = re.compile(r"^(?P<column>[A-Za-z_][\w/]*)(\[(?P<start>\d*)(?P<colon>:?)(?P<stop>\d*)\])?$")
 _SINCOS = re.compile(r"^sincos\(\s*(?P<column>[A-Za-z_][\w/]*)\[(?P<index>\d+)\]\s*\)$")
@@ -126,10 +131,11 @@ def _angle_errors(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 def fit_probes(inputs: np.ndarray, values: np.ndarray, is_test: np.ndarray, config: ProbeConfig,
-               sincos: bool = False) -> dict[str, Any]:
+               sincos: bool = False, on_fitted: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Fit the linear (and MLP) probe from (N, D) z-scored embeddings to (N, K) target values on the frames not
     in `is_test` and score it on the others: {"linear": {...}, "mlp": {...}, "dims": K}. Rows with a non-finite
-    target are left out. With `sincos` (values are (cos, sin) pairs) the scores add the angle errors."""
+    target are left out. With `sincos` (values are (cos, sin) pairs) the scores add the angle errors.
+    `on_fitted(name)` is called after each probe is fitted (a progress bar's update)."""
     valid = np.isfinite(values).all(axis=1)
     train, test = ~is_test & valid, is_test & valid
     t_mean, t_std = values[train].mean(0), values[train].std(0) + 1e-8
@@ -148,17 +154,47 @@ def fit_probes(inputs: np.ndarray, values: np.ndarray, is_test: np.ndarray, conf
         result[name] = _scores(predicted, scaled[test])
         if sincos:
             result[name].update(_angle_errors(predicted * t_std + t_mean, values[test]))
+        if on_fitted is not None:
+            on_fitted(name)
     result["dims"] = int(scaled.shape[1])
     return result
 
 
+def _encode_rows(run: LoadedRun, pixels: Any, rows: np.ndarray, device: torch.device, batch_size: int,
+                 progress: bool) -> np.ndarray:
+    """(N,) sorted rows of the pixel column -> (N, D) float64 embeddings, read and encoded `batch_size` frames at a
+    time (a bar of frames on stderr with `progress`)."""
+    out = []
+    with tqdm(total=len(rows), desc="probe encode", unit="frame", dynamic_ncols=True, disable=not progress) as bar:
+        for begin in range(0, len(rows), batch_size):
+            chunk = rows[begin : begin + batch_size]
+            out.append(encode_frames(run.model, pixels[chunk], device).double().cpu().numpy())  # n D
+            bar.update(len(chunk))
+    return np.concatenate(out)  # N D
+
+
+def _fit_all(inputs: np.ndarray, target_values: dict[str, np.ndarray], is_test: np.ndarray, config: ProbeConfig,
+             sincos: dict[str, bool], progress: bool) -> dict[str, Any]:
+    """`fit_probes` for every target, with a bar of probes fitted (linear, and MLP unless fit_mlp is off)."""
+    results: dict[str, Any] = {}
+    total = len(target_values) * (2 if config.fit_mlp else 1)
+    with tqdm(total=total, desc="probe fit", unit="probe", dynamic_ncols=True, disable=not progress) as bar:
+        for target, values in target_values.items():
+            bar.set_postfix_str(target)
+            results[target] = fit_probes(inputs, values, is_test, config, sincos=sincos[target],
+                                         on_fitted=lambda _name: bar.update())
+    return results
+
+
 def probe(run_dir: Path | LoadedRun, targets: list[str], data_path: Path | None = None,
-          config: ProbeConfig | None = None, device: str = "cpu") -> dict[str, Any]:
+          config: ProbeConfig | None = None, device: str = "auto", progress: bool = True) -> dict[str, Any]:
     """Fit linear and MLP probes from a run's (directory or `LoadedRun`) frozen embeddings to each target; returns
-    {target: {"linear": {"mse", "r", ...}, "mlp": {...}, "dims": K}, "_meta": {...}}."""
+    {target: {"linear": {"mse", "r", ...}, "mlp": {...}, "dims": K}, "_meta": {...}}. `progress`: bars of frames
+    encoded and probes fitted on stderr."""
     config = config or ProbeConfig()
     config.validate()
     parsed_targets = {target: parse_probe_target(target) for target in targets}  # a bad form fails before loading
+    device = resolve_device(device)
     run = as_run(run_dir, device)
     run_dir = run.run_dir
     data_path = run_data_path(run, data_path)
@@ -189,16 +225,16 @@ def probe(run_dir: Path | LoadedRun, targets: list[str], data_path: Path | None 
         is_test = np.isin(episode_of, test_eps)
         if is_test.all() or not is_test.any():
             raise LewmError(f"{data_path}: too few frames to split into train and test episodes")
-        frames = data.dataset(run.config.data.pixels_key)[rows]  # N H W 3 (rows sorted: one h5py read)
-        embeddings = encode_frames(run.model, frames, device, config.batch_size).double().cpu().numpy()  # N D
+        pixels = data.dataset(run.config.data.pixels_key)
+        embeddings = _encode_rows(run, pixels, rows, device, config.batch_size, progress)  # N D
         target_values = {  # target -> (N, K) values to regress
             t: p.values(np.asarray(data.dataset(p.column)[rows], dtype=np.float64).reshape(len(rows), -1)[:, picked])
             for t, (p, picked) in columns.items()}
 
     mean, std = embeddings[~is_test].mean(0), embeddings[~is_test].std(0) + 1e-8
     inputs = (embeddings - mean) / std
-    results: dict[str, Any] = {t: fit_probes(inputs, values, is_test, config, sincos=columns[t][0].sincos)
-                               for t, values in target_values.items()}
+    results = _fit_all(inputs, target_values, is_test, config, {t: p.sincos for t, (p, _) in columns.items()},
+                       progress)
     results["_meta"] = {"run": str(run_dir), "data": str(data_path), "checkpoint_step": run.step,
                         "train_frames": int((~is_test).sum()), "test_frames": int(is_test.sum()),
                         "train_episodes": len(train_eps), "test_episodes": len(test_eps),

@@ -1,4 +1,5 @@
-"""Temporal straightness (REFERENCE 8): how straight latent trajectories are, with no regulariser asking for it.
+"""Temporal straightness (docs/reference.md section 8): how straight latent trajectories are, with no regulariser
+asking for it.
 
 For embeddings z_0..z_{T-1} of consecutive frames, the latent velocities v_t = z_{t+1} - z_t of neighbouring
 steps are compared by cosine similarity; straightness is the mean of cos(v_t, v_{t+1}) over all t and all
@@ -20,12 +21,14 @@ from lewm.data import EpisodeFile, held_out_episodes
 from lewm.errors import LewmError
 from lewm.runs import LoadedRun, as_run, run_data_path
 from lewm.training.diagnostics import episode_straightness
+from lewm.utils.device import resolve_device
 
 
-def straightness(run_dir: Path | LoadedRun, data_path: Path | None = None, episodes: int = 32, device: str = "cpu",
+def straightness(run_dir: Path | LoadedRun, data_path: Path | None = None, episodes: int = 32, device: str = "auto",
                  stride: int | None = None) -> dict[str, Any]:
     """Straightness along up to `episodes` validation episodes of a run's (directory or `LoadedRun`) data,
     frames taken every `stride` steps (default: the run's frameskip, the model's time step)."""
+    device = resolve_device(device)
     run = as_run(run_dir, device)
     run_dir = run.run_dir
     data_path = run_data_path(run, data_path)

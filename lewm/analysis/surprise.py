@@ -1,4 +1,5 @@
-"""Violation of expectation (REFERENCE 8): surprise = error of the predicted next embedding, around an event.
+"""Violation of expectation (docs/reference.md section 8): surprise = error of the predicted next embedding, around an
+event.
 
 For held-out episodes of a run's data, three versions of the same trajectory are rendered from its stored
 states, frames a frameskip apart, with the stored actions:
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from einops import rearrange
 from scipy.stats import ttest_rel
+from tqdm import tqdm
 
 from lewm.data import EpisodeFile, split_episodes
 from lewm.envs import pusht, two_room
@@ -31,11 +33,14 @@ from lewm.envs.registry import canonical_name
 from lewm.errors import LewmError
 from lewm.model import LeWM
 from lewm.runs import LoadedRun, as_run, run_data_path
+from lewm.utils.device import resolve_device
 from lewm.utils.plotting import pyplot
 
 KINDS = ("control", "teleport", "colour")
 TELEPORT = {"two-room": 60.0, "pusht": 120.0}
 """Jump of the perturbed object (world units): about a third of the free area."""
+EPISODES_PER_BATCH = 8
+"""Episodes rendered and scored at once."""
 
 
 def _perturbed_states(env: str, states: np.ndarray, event: int) -> np.ndarray:
@@ -72,11 +77,35 @@ def _surprise(model: LeWM, frames: torch.Tensor, blocks: torch.Tensor) -> np.nda
     return out
 
 
+@torch.inference_mode()
+def _curves(model: LeWM, render: Callable[[np.ndarray, bool], np.ndarray], versions: dict[str, tuple[np.ndarray, bool]],
+            blocks: torch.Tensor, event: int, progress: bool) -> dict[str, np.ndarray]:
+    """(E, T) surprise of every version {kind: ((E, T, S) states, recolour)}: each trajectory rendered as it was
+    before `event` and as the version has it from there on, `EPISODES_PER_BATCH` episodes at a time (a bar of
+    episodes on stderr with `progress`)."""
+    curves, count = {}, len(blocks)
+    with tqdm(total=len(versions) * count, desc="surprise", unit="episode", dynamic_ncols=True,
+              disable=not progress) as bar:
+        for kind, (kind_states, recolour) in versions.items():
+            bar.set_postfix_str(kind)
+            parts = []
+            for begin in range(0, count, EPISODES_PER_BATCH):
+                chosen = slice(begin, begin + EPISODES_PER_BATCH)
+                pixels = np.stack([np.concatenate([render(episode[:event], False), render(episode[event:], recolour)])
+                                   for episode in kind_states[chosen]])  # e T H W 3
+                tensor = rearrange(torch.from_numpy(pixels).to(blocks.device), "e t h w c -> e t c h w")
+                parts.append(_surprise(model, tensor, blocks[chosen]))  # e T
+                bar.update(len(pixels))
+            curves[kind] = np.concatenate(parts)  # E T
+    return curves
+
+
 def surprise(run_dir: Path | LoadedRun, env: str, data_path: Path | None = None, episodes: int = 32, frames: int = 12,
-             event: int = 6, device: str = "cpu") -> dict[str, Any]:
+             event: int = 6, device: str = "auto", progress: bool = True) -> dict[str, Any]:
     """Surprise curves and paired tests for teleport and colour perturbations of a run (its directory or a
-    `LoadedRun`); returns the JSON dictionary."""
+    `LoadedRun`); returns the JSON dictionary. `progress`: a bar of episodes scored on stderr."""
     env = canonical_name(env)
+    device = resolve_device(device)
     run = as_run(run_dir, device)
     run_dir = run.run_dir
     model, config = run.model, run.config
@@ -102,18 +131,9 @@ def surprise(run_dir: Path | LoadedRun, env: str, data_path: Path | None = None,
     actions = np.nan_to_num(np.asarray(run.stats.normalize(config.data.action_key, actions), dtype=np.float32))
     blocks = torch.from_numpy(rearrange(actions, "e (t f) a -> e t (f a)", f=frameskip)).to(device)  # E T-1 K
 
-    render = _renderer(env, size)
     versions = {"control": (states, False), "teleport": (_perturbed_states(env, states, event), False),
                 "colour": (states, True)}
-    curves = {}
-    with torch.inference_mode():
-        for kind, (kind_states, recolour) in versions.items():
-            pixels = np.stack([
-                np.concatenate([render(episode[:event], False), render(episode[event:], recolour)])
-                for episode in kind_states
-            ])  # E T H W 3
-            tensor = rearrange(torch.from_numpy(pixels).to(device), "e t h w c -> e t c h w")
-            curves[kind] = _surprise(model, tensor, blocks)  # E T
+    curves = _curves(model, _renderer(env, size), versions, blocks, event, progress)  # kind -> E T
 
     result: dict[str, Any] = {"env": env, "run": str(run_dir), "data": str(data_path), "checkpoint_step": run.step,
                               "episodes": len(chosen),

@@ -2,75 +2,112 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, Any, Literal
+
+import tyro
 
 from lewm.errors import LewmError
 
-USAGE = (
-    "lewm collect --env {two-room,pusht} --policy {random,expert,weak} --episodes N --out FILE.h5 [--steps 100] "
-    "[--image-size 224] [--seed 0] [--noise STD] [--num-envs 64] [--workers 1] [--compression gzip|lzf] "
-    "[--overwrite | --append]"
-)
+_EXISTING = tyro.conf.create_mutex_group(required=False)
+"""--overwrite, --append and --resume: what to do with an existing --out (at most one)."""
+Flag = tyro.conf.FlagCreatePairsOff
+"""A bool given as a bare flag (--append), without tyro's --no-append twin."""
+_NO_DEFAULT = tyro.conf.arg(help_behavior_hint="")
+"""A flag's help without tyro's "(default: False)"."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one-line `LewmError`s (exit status 2 through the CLI main) instead of usage."""
+@dataclass(kw_only=True)
+class CollectArgs:
+    """Simulate episodes with a scripted policy into an HDF5 episode file (the community layout). Episode e uses the
+    generator seeded (seed, e), so the file depends on the seed alone; the file is committed after every batch, so
+    a killed run keeps its complete episodes and the same command with --resume finishes it."""
 
-    def error(self, message: str) -> NoReturn:
-        raise LewmError(message)
+    env: str = "two-room"
+    """environment name (two-room, pusht)"""
+    policy: str
+    """random, expert (Two-Room: door-seeking with moving targets; Push-T: pushes the block towards a sequence of
+    goal poses) or weak (Push-T only: the reference's collection policy, random actions kept within 100 units of
+    the block)"""
+    episodes: int
+    """number of episodes to write (with --resume: the number the file should hold in the end)"""
+    out: Path
+    """output .h5 file (refused if it exists, unless --overwrite, --append or --resume)"""
+    steps: int = 100
+    """frames per episode"""
+    image_size: int = 224
+    """image side S in pixels"""
+    seed: int = 0
+    """episode e uses the generator seeded (seed, e)"""
+    noise: Annotated[float | None, tyro.conf.arg(help_behavior_hint="(default: two-room 1.0, pusht 0.1)")] = None
+    """std of the expert's Gaussian action noise"""
+    num_envs: int = 64
+    """episodes simulated at once"""
+    workers: int = 1
+    """processes simulating and rendering episodes"""
+    compression: Annotated[
+        Literal["gzip", "lzf"] | None, tyro.conf.arg(metavar="{gzip,lzf}", help_behavior_hint="(default: none)")
+    ] = None
+    """compress frames (gzip: about 1.1 KB per 224-px Push-T frame instead of 150 KB)"""
+    progress: Annotated[bool, Flag, tyro.conf.arg(help_behavior_hint="")] = True
+    """no progress bar"""
+    overwrite: Annotated[bool, _EXISTING, Flag, _NO_DEFAULT] = False
+    """replace an existing --out"""
+    append: Annotated[bool, _EXISTING, Flag, _NO_DEFAULT] = False
+    """append --episodes episodes to an existing --out"""
+    resume: Annotated[bool, _EXISTING, Flag, _NO_DEFAULT] = False
+    """continue an interrupted collection of the same settings until --out holds --episodes episodes"""
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="lewm collect", usage=USAGE, description=__doc__)
-    parser.add_argument("--env", default="two-room", help="environment name (two-room, pusht)")
-    parser.add_argument("--policy", required=True,
-                        help="random, expert (Two-Room: door-seeking with moving targets; "
-                             "Push-T: pushes the block towards a sequence of goal poses) or weak (Push-T only: "
-                             "the reference's collection policy, random actions kept within 100 units of the block)")
-    parser.add_argument("--episodes", type=int, required=True, help="number of episodes to write")
-    parser.add_argument("--out", required=True, help="output .h5 file (refused if it exists, unless told)")
-    parser.add_argument("--steps", type=int, default=100, help="frames per episode")
-    parser.add_argument("--image-size", type=int, default=224, help="image side S in pixels")
-    parser.add_argument("--seed", type=int, default=0, help="episode e uses the generator seeded (seed, e)")
-    parser.add_argument("--noise", type=float, default=None,
-                        help="std of the expert's Gaussian action noise (default: two-room 1.0, pusht 0.1)")
-    parser.add_argument("--num-envs", type=int, default=64, help="episodes simulated at once")
-    parser.add_argument("--workers", type=int, default=1, help="processes simulating and rendering episodes")
-    parser.add_argument("--compression", choices=("gzip", "lzf"), default=None,
-                        help="compress frames (gzip: about 1.1 KB per 224-px Push-T frame instead of 150 KB)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    existing = parser.add_mutually_exclusive_group()
-    existing.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    existing.add_argument("--append", action="store_true", help="append to an existing --out")
-    return parser
+    @property
+    def mode(self) -> str:
+        """The library's mode: x (new file), w (overwrite), a (append) or resume."""
+        return "w" if self.overwrite else "a" if self.append else "resume" if self.resume else "x"
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    from lewm.envs.collect import collect  # after parsing, so --help stays quick
+    args = tyro.cli(CollectArgs, args=argv, prog="lewm collect")
+    if args.mode == "x" and args.out.exists():
+        raise LewmError(f"{args.out}: file exists; pass --overwrite to replace it, --append to add episodes or "
+                        "--resume to finish an interrupted collection")
+    summary = _collect(args)
+    for line in _summary_lines(summary):
+        print(line)
+    return 0
 
-    mode = "w" if args.overwrite else "a" if args.append else "x"
-    if mode == "x" and Path(args.out).exists():
-        raise LewmError(f"{args.out}: file exists; pass --overwrite to replace it or --append to add episodes")
-    summary = collect(
-        args.env, args.policy, args.episodes, args.out, steps_per_episode=args.steps, image_size=args.image_size,
-        seed=args.seed, noise_std=args.noise, mode=mode, num_envs=args.num_envs, progress=not args.no_progress,
-        workers=args.workers, compression=args.compression,
-    )
+
+def _collect(args: CollectArgs) -> dict[str, Any]:
+    """Run the collection; library errors lose their "collect: " prefix (the error line already names the
+    command), and Ctrl-C becomes one line saying what the file kept."""
+    from lewm.envs.collect import WHERE, collect  # after parsing, so --help stays quick
+
+    try:
+        return collect(
+            args.env, args.policy, args.episodes, args.out, steps_per_episode=args.steps, image_size=args.image_size,
+            seed=args.seed, noise_std=args.noise, mode=args.mode, num_envs=args.num_envs, progress=args.progress,
+            workers=args.workers, compression=args.compression,
+        )
+    except LewmError as error:
+        raise LewmError(str(error).removeprefix(f"{WHERE}: ")) from None
+    except KeyboardInterrupt:
+        kept = "keeps its complete episodes" if args.out.exists() else "was not created"
+        raise LewmError(f"interrupted: {args.out} {kept}; run the same command with --resume to finish") from None
+
+
+def _summary_lines(summary: dict[str, Any]) -> list[str]:
+    """What was written, how fast, and how many 25-step windows are not trivial."""
     fraction = summary["nontrivial_fraction"]
-    windows = "n/a (episodes too short)" if fraction is None else f"{fraction:.3f}"
+    windows = "n/a (episodes too short, or none written)" if fraction is None else f"{fraction:.3f}"
     if summary["env"] == "pusht":
         what = "25-step windows in which the block moves more than 20 units or turns more than pi/9"
         trivial = summary["trivial_fraction"]
         extra = "" if trivial is None else f"; start already passes the success test for the end: {trivial:.3f}"
     else:
         what, extra = "25-step windows with start and end more than 16 px apart", ""
-    print(
+    after = f" after its {summary['first_episode']} earlier episodes" if summary["first_episode"] else ""
+    return [
         f"wrote {summary['episodes']} {summary['env']}/{summary['policy']} episodes ({summary['rows']} rows, "
-        f"{summary['image_size']} px) to {summary['path']} in {summary['seconds']:.1f} s "
-        f"({summary['episodes_per_second']:.1f} episodes/s)"
-    )
-    print(f"{what}: {windows}{extra}")
-    return 0
+        f"{summary['image_size']} px) to {summary['path']}{after} in {summary['seconds']:.1f} s "
+        f"({summary['episodes_per_second']:.1f} episodes/s)",
+        f"{what}: {windows}{extra}",
+    ]

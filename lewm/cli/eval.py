@@ -14,7 +14,7 @@ from lewm.evaluation import EvalConfig, default_eval_config, summary_lines
 
 @dataclass
 class EvalArgs:
-    """Evaluate a trained run by planning towards goals 25 steps ahead (REFERENCE 6)."""
+    """Evaluate a trained run by planning towards goals 25 steps ahead (docs/reference.md section 6)."""
 
     run: Path
     """Run directory written by lewm train."""
@@ -22,22 +22,27 @@ class EvalArgs:
     """Environment name (lewm.envs.make)."""
     data: Path | None = None
     """Episode file to draw start/goal pairs from (default: the run's training file, validation episodes)."""
-    device: str = "cpu"
-    """Device for the model and the planner."""
+    device: str = "auto"
+    """Device for the model and the planner: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
     out: Path | None = None
     """Where eval.json, the plot and the video go (default: RUN_DIR/eval)."""
     checkpoint: str = "last.pt"
     """Checkpoint file in RUN_DIR/checkpoints (e.g. step_0000600.pt with --keep-step-checkpoints)."""
     protocol: Annotated[EvalConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=EvalConfig)
     """Protocol and planner settings (defaults: the paper's, per environment)."""
+    progress: bool = True
+    """Show progress bars (planning, then the random baseline) on stderr."""
 
 
 def parse_eval_args(argv: list[str]) -> EvalArgs:
-    """The environment's paper protocol (CEM 30 iterations on Push-T, 10 elsewhere), then every flag on top."""
-    first = argparse.ArgumentParser(add_help=False)
-    first.add_argument("--env", default=EvalArgs.env)
-    known, _ = first.parse_known_args(argv)
-    default = EvalArgs(run=tyro.MISSING, env=known.env, protocol=default_eval_config(known.env))
+    """The environment's paper protocol (CEM 30 iterations on Push-T, 10 elsewhere), then every flag on top.
+
+    --env is read first because the protocol defaults (shown by --help, overridden by flags) depend on it; tyro
+    chooses between default objects only through subcommands, which would make `--env pusht` a positional word."""
+    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    first.add_argument("--env", nargs="?")  # a flag without its value is tyro's error to report
+    env = first.parse_known_args(argv)[0].env or EvalArgs.env
+    default = EvalArgs(run=tyro.MISSING, env=env, protocol=default_eval_config(env))
     return tyro.cli(EvalArgs, args=argv, prog="lewm eval", default=default)
 
 
@@ -46,7 +51,7 @@ def main(argv: list[str]) -> int:
     from lewm.evaluation import evaluate
 
     result = evaluate(args.run, args.env, data_path=args.data, config=args.protocol, device=args.device,
-                      out_dir=args.out, checkpoint=args.checkpoint)
+                      out_dir=args.out, checkpoint=args.checkpoint, progress=args.progress)
     for line in summary_lines(result):
         print(line)
     print(f"written to {args.out or args.run / 'eval'} (eval.json, success.png, episodes.gif)")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+from typing import Any
 
 from lewm.errors import LewmError
 
@@ -32,8 +34,98 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+TYPE_WORDS = {"INT": "an integer", "FLOAT": "a number", "PATH": "a path", "STR": "text", "{None}": "None",
+              "{True,False}": "True or False"}
+"""tyro metavar part -> what a value of that kind is, for `--steps: 'abc' is not an integer or None`."""
+
+
+def _given(argv: list[str], flag: str) -> str | None:
+    """The value tokens the user gave `flag` (last occurrence; `--flag V ...` or `--flag=V`), quoted."""
+    found = None
+    for index, token in enumerate(argv):
+        name, equals, value = token.partition("=")
+        if name.replace("_", "-") != flag:
+            continue
+        if equals:
+            found = [value]
+        else:
+            found = []
+            for value in argv[index + 1 :]:
+                if value.startswith("--"):
+                    break
+                found.append(value)
+    return " ".join(repr(value) for value in found) if found else None
+
+
+def _kind(metavar: str | None) -> str:
+    """'{None}|INT' -> 'an integer or None'; '{a,b}' -> 'one of a, b'."""
+    words = []
+    for part in (metavar or "").split("|"):
+        if part in TYPE_WORDS:
+            words.append(TYPE_WORDS[part])
+        elif part.startswith("{") and part.endswith("}"):
+            words.append("one of " + part[1:-1].replace(",", ", "))
+        else:
+            words.append(part.lower())
+    return " or ".join(sorted(words, key=lambda word: word == "None"))
+
+
+def _names(arguments: list[Any]) -> str:
+    """Positional arguments by metavar (SRC), options by flag (--out)."""
+    return ", ".join(arg.lowered.metavar if arg.is_positional() else arg.display_name() for arg in arguments)
+
+
+def tyro_error_line(event: Any, argv: list[str], name: str) -> str:
+    """One line for a tyro parse failure (a `tyro._errors` event), naming the option and the value given."""
+    from tyro import _errors
+
+    arg = getattr(event, "argument", None)
+    flag = arg.display_name() if arg is not None else None
+    see = f"see lewm {name} --help"
+    if isinstance(event, _errors.MissingArgs):
+        missing = _names([context.arg for context in event.missing_arguments])
+        return f"{missing}: required, not given ({see})"
+    if isinstance(event, _errors.UnrecognizedArgs):
+        tokens = " ".join(token if token.startswith("-") else repr(token) for token in event.tokens)
+        return f"{tokens}: unrecognized ({see} for the options)"
+    if isinstance(event, _errors.InvalidChoice):
+        return f"{flag}: {event.value!r} is not one of {', '.join(event.choices)}"
+    if isinstance(event, _errors.BadValue) and event.reason == "too_few_values":
+        return f"{flag}: expects {_kind(arg.lowered.metavar)}, got no value"
+    if isinstance(event, _errors.MutexConflict):
+        return f"{event.first_token} and {event.second_token} cannot be given together"
+    if isinstance(event, _errors.InstantiationFailure) and flag is not None:
+        value = _given(argv, flag)
+        if value is not None:
+            return f"{flag}: {value} is not {_kind(arg.lowered.metavar)}"
+    message = " ".join(str(getattr(event, "message", "")).split()) or type(event).__name__
+    return f"{flag + ': ' if flag else ''}invalid command line: {message} ({see})"
+
+
+def _one_line_tyro_errors(argv: list[str], name: str) -> contextlib.AbstractContextManager:
+    """Inside it, every `tyro.cli` call (the command's own, and `parse_train_config`'s) turns a rejected command
+    line into a `LewmError` whose one line names the option and the value, instead of tyro's boxed help.
+
+    tyro reports parse failures through its hook `tyro._errors.on_parse_error` (tyro >= 1.0, marked private and
+    experimental); without it, tyro's own box is printed (exit status 2 either way)."""
+    try:
+        from tyro._errors import on_parse_error
+    except ImportError:
+        return contextlib.nullcontext()
+
+    def hook(event: Any) -> None:
+        try:
+            line = tyro_error_line(event, argv, name)
+        except (AttributeError, TypeError):  # an event of a later tyro shaped otherwise: tyro's own message
+            return
+        raise LewmError(line)
+
+    return on_parse_error(hook)
+
+
 def run(argv: list[str]) -> int:
-    """Dispatch to a command; a `LewmError` becomes one line on stderr and exit status 2."""
+    """Dispatch to a command; a `LewmError` (and a command line tyro rejects) becomes one line on stderr and exit
+    status 2."""
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2
@@ -42,7 +134,8 @@ def run(argv: list[str]) -> int:
         print(f"lewm: error: unknown command {name!r}\n{_usage()}", file=sys.stderr)
         return 2
     try:
-        return importlib.import_module(COMMANDS[name][0]).main(rest)
+        with _one_line_tyro_errors(rest, name):
+            return importlib.import_module(COMMANDS[name][0]).main(rest)
     except LewmError as error:
         print(f"lewm {name}: error: {error}", file=sys.stderr)
         return 2

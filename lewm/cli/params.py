@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
-from lewm.config import PRESETS, preset
+import tyro
+
+from lewm.config import PresetName, preset
+
+
+@dataclass
+class ParamsArgs:
+    """Print the parameter counts of a preset's model, per component."""
+
+    preset: PresetName = "paper"
+    """Preset whose model is built (paper, cpu, tiny)."""
+    action_dim: int = 2
+    """Raw action size A (2 for Two-Room and Push-T)."""
 
 
 def main(argv: list[str]) -> int:
+    args = tyro.cli(ParamsArgs, args=argv, prog="lewm params")
     from lewm.model import LeWM
 
-    parser = argparse.ArgumentParser(prog="lewm params", description=__doc__)
-    parser.add_argument("--preset", choices=PRESETS, default="paper")
-    parser.add_argument("--action-dim", type=int, default=2, help="raw action size A (2 for Two-Room/Push-T)")
-    args = parser.parse_args(argv)
     config = preset(args.preset).model
     config.action_dim = args.action_dim
     counts = LeWM(config).parameter_counts()

@@ -15,7 +15,7 @@ from lewm.utils.io import atomic_write_text
 
 @dataclass
 class ProbeArgs:
-    """Fit linear and MLP probes from a run's frozen embeddings to physical quantities (REFERENCE 8)."""
+    """Fit linear and MLP probes from a run's frozen embeddings to physical quantities (docs/reference.md section 8)."""
 
     run: Path
     """Run directory written by lewm train."""
@@ -24,10 +24,12 @@ class ProbeArgs:
     sincos(state[4]) (several after one flag)."""
     data: Path | None = None
     """Episode file (default: the run's training file)."""
-    device: str = "cpu"
-    """Device for the encoder."""
+    device: str = "auto"
+    """Device for the encoder: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
     json: Path | None = None
     """Also write the numbers to this JSON file."""
+    progress: bool = True
+    """Show progress bars (frames encoded and probes fitted) on stderr."""
     settings: Annotated[ProbeConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=ProbeConfig)
     """Probe settings."""
 
@@ -44,7 +46,8 @@ def main(argv: list[str]) -> int:
     args = tyro.cli(ProbeArgs, args=argv, prog="lewm probe")
     from lewm.analysis.probe import probe
 
-    result = probe(args.run, args.target, data_path=args.data, config=args.settings, device=args.device)
+    result = probe(args.run, args.target, data_path=args.data, config=args.settings, device=args.device,
+                   progress=args.progress)
     meta = result["_meta"]
     print(f"probes on {meta['test_frames']} frames of {meta['test_episodes']} held-out episodes "
           f"(fitted on {meta['train_frames']} frames of {meta['train_episodes']}); MSE in target std units")

@@ -13,7 +13,8 @@ from lewm.utils.io import atomic_write_text
 
 @dataclass
 class StraightnessArgs:
-    """Temporal straightness of a run's latent trajectories (REFERENCE 8); the trainer also logs it per batch."""
+    """Temporal straightness of a run's latent trajectories (docs/reference.md section 8); the trainer also logs it
+    per batch."""
 
     run: Path
     """Run directory written by lewm train."""
@@ -23,8 +24,8 @@ class StraightnessArgs:
     """Validation episodes measured."""
     stride: int | None = None
     """Steps between the frames compared (default: the run's frameskip)."""
-    device: str = "cpu"
-    """Device for the encoder."""
+    device: str = "auto"
+    """Device for the encoder: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
     json: Path | None = None
     """Also write the numbers to this JSON file."""
 

@@ -13,7 +13,8 @@ from lewm.utils.io import atomic_write_text
 
 @dataclass
 class SurpriseArgs:
-    """Surprise (next-embedding prediction error) around a teleport and a colour change (REFERENCE 8)."""
+    """Surprise (next-embedding prediction error) around a teleport and a colour change (docs/reference.md section
+    8)."""
 
     run: Path
     """Run directory written by lewm train."""
@@ -27,12 +28,14 @@ class SurpriseArgs:
     """Frames per trajectory, a frameskip apart."""
     event: int = 6
     """Frame at which the perturbation starts."""
-    device: str = "cpu"
-    """Device for the model."""
+    device: str = "auto"
+    """Device for the model: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
     out: Path | None = None
     """Folder for surprise.json and surprise.png (default: RUN/surprise)."""
     json: Path | None = None
     """Also write the numbers to this JSON file."""
+    progress: bool = True
+    """Show a progress bar (episodes scored) on stderr."""
 
 
 def main(argv: list[str]) -> int:
@@ -40,7 +43,7 @@ def main(argv: list[str]) -> int:
     from lewm.analysis.surprise import plot_surprise, surprise
 
     result = surprise(args.run, args.env, args.data, episodes=args.episodes, frames=args.frames, event=args.event,
-                      device=args.device)
+                      device=args.device, progress=args.progress)
     out = args.out or args.run / "surprise"
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result, indent=1)

@@ -1,7 +1,7 @@
 """Training clips cut from episode files, and the train/validation split by episode.
 
 A clip is ``T = history + num_preds`` frames `frameskip` raw steps apart, starting at any row of an episode
-from which all ``T * frameskip`` raw rows fit inside that episode (REFERENCE section 4): frames take rows
+from which all ``T * frameskip`` raw rows fit inside that episode (docs/reference.md section 4): frames take rows
 r, r + frameskip, ..., r + (T - 1) * frameskip; actions take every raw row, grouped into T blocks of
 `frameskip` actions so that block t holds the actions taken between frame t and frame t + 1.
 
@@ -83,6 +83,28 @@ class ClipDataset(Dataset):
         allow_empty: bool = False,
     ):
         self.path = Path(path)
+        self._set_clip_shape(history, num_preds, frameskip)
+        self.pixels_key = pixels_key
+        self.action_key = action_key
+        self.extra_columns = tuple(extra_columns)
+        self.stats = stats
+        with EpisodeFile(self.path, pixels_key=pixels_key, action_key=action_key) as file:
+            self.image_shape: tuple[int, int, int] = file.image_shape  # (H, W, 3)
+            self.action_dim: int = file.action_dim  # A
+            self.extra_dims: dict[str, int] = self._extra_dims(file)
+            ep_len, ep_offset = file.ep_len, file.ep_offset
+        self.episodes: np.ndarray = self._select_episodes(episodes, len(ep_len))
+        self.action_block_dim = self.frameskip * self.action_dim
+        self._norm: dict[str, tuple[np.ndarray, np.ndarray]] = self._norm_arrays(stats)
+        self._cut_clips(ep_len, ep_offset, allow_empty)
+        self._file: h5py.File | None = None
+        self._columns: dict[str, h5py.Dataset] = {}
+        self._pid: int | None = None
+
+    # -- construction steps ----------------------------------------------------------------------------
+
+    def _set_clip_shape(self, history: Any, num_preds: Any, frameskip: Any) -> None:
+        """Check and set the clip's shape: T = history + num_preds frames, `frameskip` raw rows apart."""
         limits = (("history", history, 1), ("num_preds", num_preds, 0), ("frameskip", frameskip, 1))
         for name, value, least in limits:
             if not isinstance(value, int | np.integer) or value < least:
@@ -92,53 +114,53 @@ class ClipDataset(Dataset):
         self.frameskip = int(frameskip)
         self.num_frames = self.history + self.num_preds  # T
         self.span = self.num_frames * self.frameskip  # raw rows one clip covers
-        self.pixels_key = pixels_key
-        self.action_key = action_key
-        self.extra_columns = tuple(extra_columns)
-        self.stats = stats
 
-        with EpisodeFile(self.path, pixels_key=pixels_key, action_key=action_key) as file:
-            self.image_shape: tuple[int, int, int] = file.image_shape  # (H, W, 3)
-            self.action_dim: int = file.action_dim  # A
-            self.extra_dims: dict[str, int] = {}
-            for name in self.extra_columns:
-                if name in (pixels_key, action_key):
-                    raise LewmError(f"{self.path}: extra column '{name}' is the pixels or action column")
-                if name not in file.columns:
-                    raise LewmError(f"{self.path}: missing column '{name}'")
-                dtype = file.dataset(name).dtype
-                if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
-                    raise LewmError(f"{self.path}: column '{name}' has dtype {dtype}, expected numbers")
-                self.extra_dims[name] = file.column_dim(name)
-            ep_len, ep_offset = file.ep_len, file.ep_offset
-            num_episodes = file.num_episodes
+    def _extra_dims(self, file: EpisodeFile) -> dict[str, int]:
+        """Values per row of each extra column, which must be a numeric column other than pixels and action."""
+        dims = {}
+        for name in self.extra_columns:
+            if name in (self.pixels_key, self.action_key):
+                raise LewmError(f"{self.path}: extra column '{name}' is the pixels or action column")
+            if name not in file.columns:
+                raise LewmError(f"{self.path}: missing column '{name}'")
+            dtype = file.dataset(name).dtype
+            if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+                raise LewmError(f"{self.path}: column '{name}' has dtype {dtype}, expected numbers")
+            dims[name] = file.column_dim(name)
+        return dims
 
+    def _select_episodes(self, episodes: np.ndarray | Sequence[int] | None, num_episodes: int) -> np.ndarray:
+        """The episode ids to cut clips from as int64 (E',): all when None, else the given ones, all existing."""
         if episodes is None:
-            self.episodes = np.arange(num_episodes, dtype=np.int64)
-        else:
-            self.episodes = np.asarray(episodes, dtype=np.int64).reshape(-1)
-            if len(self.episodes) == 0:
-                raise LewmError(f"{self.path}: no episodes selected")
-            bad = self.episodes[(self.episodes < 0) | (self.episodes >= num_episodes)]
-            if len(bad):
+            return np.arange(num_episodes, dtype=np.int64)
+        selected = np.asarray(episodes, dtype=np.int64).reshape(-1)  # (E',)
+        if len(selected) == 0:
+            raise LewmError(f"{self.path}: no episodes selected")
+        bad = selected[(selected < 0) | (selected >= num_episodes)]
+        if len(bad):
+            raise LewmError(f"{self.path}: episode {bad[0]} does not exist (the file has {num_episodes} episodes)")
+        return selected
+
+    def _norm_arrays(self, stats: NormStats | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """float32 (mean, std) of (D,) per normalised column, checked against the file's dims up front so that a
+        mismatch fails here rather than inside a DataLoader worker."""
+        if stats is None:
+            return {}
+        norm = {}
+        for name, dim in ((self.action_key, self.action_dim), *self.extra_dims.items()):
+            if name not in stats.mean or name not in stats.std:
+                raise LewmError(f"{self.path}: normalisation stats lack column '{name}'")
+            if stats.mean[name].shape != (dim,) or stats.std[name].shape != (dim,):
                 raise LewmError(
-                    f"{self.path}: episode {bad[0]} does not exist (the file has {num_episodes} episodes)"
+                    f"{self.path}: normalisation stats for column '{name}' have "
+                    f"{stats.mean[name].size} dims, the file has {dim}"
                 )
+            norm[name] = (stats.mean[name].astype(np.float32), stats.std[name].astype(np.float32))
+        return norm
 
-        self.action_block_dim = self.frameskip * self.action_dim
-        self._norm: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        if stats is not None:
-            for name, dim in ((action_key, self.action_dim), *self.extra_dims.items()):
-                if name not in stats.mean or name not in stats.std:
-                    raise LewmError(f"{self.path}: normalisation stats lack column '{name}'")
-                if stats.mean[name].shape != (dim,) or stats.std[name].shape != (dim,):
-                    raise LewmError(
-                        f"{self.path}: normalisation stats for column '{name}' have "
-                        f"{stats.mean[name].size} dims, the file has {dim}"
-                    )
-                self._norm[name] = (stats.mean[name].astype(np.float32), stats.std[name].astype(np.float32))
-
-        # Every start row r with r .. r + span - 1 inside its episode, in episode order.
+    def _cut_clips(self, ep_len: np.ndarray, ep_offset: np.ndarray, allow_empty: bool) -> None:
+        """Set `clip_starts` and `clip_episodes`: every start row r with r .. r + span - 1 inside its episode, in
+        episode order."""
         lengths = ep_len[self.episodes]
         counts = np.maximum(lengths - self.span + 1, 0)
         if counts.sum() == 0 and not allow_empty:
@@ -152,10 +174,6 @@ class ClipDataset(Dataset):
         ]
         self.clip_starts: np.ndarray = np.concatenate([np.zeros(0, dtype=np.int64), *pieces])  # (num_clips,)
         self.clip_episodes: np.ndarray = np.repeat(self.episodes, counts).astype(np.int64)  # (num_clips,)
-
-        self._file: h5py.File | None = None
-        self._columns: dict[str, h5py.Dataset] = {}
-        self._pid: int | None = None
 
     # -- lazy per-process handle -----------------------------------------------------------------------
 

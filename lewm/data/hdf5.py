@@ -1,4 +1,4 @@
-"""Read and write episode files in the community HDF5 layout (REFERENCE section 4).
+"""Read and write episode files in the community HDF5 layout (docs/reference.md section 4).
 
 One ``.h5`` file holds flat top-level datasets with one row per environment step, all episodes concatenated:
 ``pixels`` (N, H, W, 3) uint8, ``action`` (N, A) float, optional ``proprio``/``state`` (N, P), the per-row
@@ -7,8 +7,10 @@ and ``ep_offset`` (E,) that give each episode's length and first row.
 
 `EpisodeFile` checks a file once, up front, so that a bad file fails with one line naming the file, the
 column and the value instead of a shape error deep inside a DataLoader worker. It never loads pixels.
-`EpisodeWriter` streams episodes to disk one at a time (a dataset never has to fit in memory) and makes
-new files appear atomically, so a crashed collection never leaves a half-written file behind.
+`EpisodeWriter` streams episodes to disk one at a time (a dataset never has to fit in memory), either all or
+nothing (a new file appears complete, by rename) or resumably (in place, committed batch by batch, so a killed
+process leaves the episodes of its last commit). The root attribute `COMPLETE_KEY` marks how many episodes are
+complete; readers ignore rows and index entries after them, which only an interrupted write leaves behind.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ INDEX_KEYS = ("ep_len", "ep_offset")
 """Per-episode index arrays (E,): each episode's length and first row."""
 RESERVED_KEYS = frozenset((*EPISODE_KEYS, STEP_KEY, *INDEX_KEYS))
 """Names the writer manages itself; an episode may not pass them as extra columns."""
+COMPLETE_KEY = "complete_episodes"
+"""Root attribute kept by `EpisodeWriter`: the leading ``ep_len``/``ep_offset`` entries that are complete
+episodes. Entries and rows after them are what an interrupted write left; files without it count in full."""
 
 Mode = Literal["x", "w", "a"]
 _COMPRESSIONS = (None, "gzip", "lzf")
@@ -40,6 +45,21 @@ _COMPRESSIONS = (None, "gzip", "lzf")
 
 def _exists_message(path: Path) -> str:
     return f"{path}: file exists; pass overwrite (mode='w') or append (mode='a') explicitly"
+
+
+def file_attributes(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The root attributes of an HDF5 file (what produced it, `COMPLETE_KEY`), read without validating columns:
+    they are what tells a file interrupted before its first complete episode from someone else's file."""
+    try:
+        with h5py.File(path, "r") as file:
+            return {name: _plain(value) for name, value in file.attrs.items()}
+    except OSError as error:
+        raise LewmError(f"{path}: cannot open HDF5 file ({error})") from error
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar attribute as the Python number it holds (arrays and strings stay as they are)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -84,59 +104,100 @@ class EpisodeFile:
         return LewmError(f"{self.path}: {message}")
 
     def _validate(self) -> None:
-        """Check the layout; on success set the cached index arrays and sizes."""
+        """Check the layout step by step, so each failure names its column; on success set the columns, sizes and
+        index arrays. With a `COMPLETE_KEY` attribute only that many leading episodes count (see `_complete`)."""
         file = self.file
         self.columns: list[str] = [name for name, item in file.items() if isinstance(item, h5py.Dataset)]
+        complete = self._complete()
         for key in (self.pixels_key, self.action_key, *INDEX_KEYS):
             if key not in self.columns:
                 raise self._fail(f"missing column '{key}'")
+        pixel_rows = self._check_pixels()
+        self.action_dim: int = self._check_action()
+        ep_len, ep_offset = self._read_index(complete)
+        # An interrupted write may leave rows past its last complete episode: only the complete ones count.
+        self.num_rows: int = pixel_rows if complete is None else int(ep_len.sum())
+        self._check_row_counts(exact=complete is None)
+        self._check_episodes(ep_len, ep_offset)
+        self.ep_len: np.ndarray = ep_len  # int64 (E,)
+        self.ep_offset: np.ndarray = ep_offset  # int64 (E,)
+        self.episode_key: str | None = next((k for k in EPISODE_KEYS if k in self.columns), None)
 
-        pixels = file[self.pixels_key]
+    def _complete(self) -> int | None:
+        """The `COMPLETE_KEY` attribute (None when absent: a file of another tool, all of it counts)."""
+        if COMPLETE_KEY not in self.file.attrs:
+            return None
+        value = self.file.attrs[COMPLETE_KEY]
+        if not (np.ndim(value) == 0 and np.issubdtype(np.asarray(value).dtype, np.integer) and value >= 0):
+            raise self._fail(f"attribute '{COMPLETE_KEY}' = {value!r} is invalid: must be an integer >= 0")
+        if value == 0:
+            raise self._fail(f"empty file: no complete episode ('{COMPLETE_KEY}' is 0: an interrupted write)")
+        return int(value)
+
+    def _check_pixels(self) -> int:
+        """Pixels must be uint8 (N, H, W, 3) with N >= 1; sets `image_shape` and returns N."""
+        pixels = self.file[self.pixels_key]
         if pixels.dtype != np.uint8:
             raise self._fail(f"'{self.pixels_key}' has dtype {pixels.dtype}, expected uint8")
         if pixels.ndim != 4 or pixels.shape[3] != 3:
             raise self._fail(
                 f"'{self.pixels_key}' has shape {_shape_text(pixels.shape)}, expected (N, H, W, 3)"
             )
-        self.num_rows: int = int(pixels.shape[0])
-        if self.num_rows == 0:
+        if pixels.shape[0] == 0:
             raise self._fail(f"empty file: '{self.pixels_key}' has no rows")
         if pixels.shape[1] < 1 or pixels.shape[2] < 1:
             raise self._fail(f"'{self.pixels_key}' has shape {_shape_text(pixels.shape)}: empty images")
         self.image_shape: tuple[int, int, int] = (int(pixels.shape[1]), int(pixels.shape[2]), 3)
+        return int(pixels.shape[0])
 
-        # Every dataset except the per-episode index arrays is a per-row column and must have N rows.
-        for name in self.columns:
-            if name in INDEX_KEYS:
-                continue
-            dataset = file[name]
-            if dataset.ndim == 0:
-                raise self._fail(f"column '{name}' is a scalar, expected one row per step")
-            if dataset.shape[0] != self.num_rows:
-                raise self._fail(
-                    f"column '{name}' has {dataset.shape[0]} rows but '{self.pixels_key}' has {self.num_rows}"
-                )
-
-        action = file[self.action_key]
+    def _check_action(self) -> int:
+        """Actions must be float (N, A) with A >= 1; returns A."""
+        action = self.file[self.action_key]
         if not np.issubdtype(action.dtype, np.floating):
             raise self._fail(f"'{self.action_key}' has dtype {action.dtype}, expected a float type")
         if action.ndim != 2 or action.shape[1] < 1:
             raise self._fail(f"'{self.action_key}' has shape {_shape_text(action.shape)}, expected (N, A)")
-        self.action_dim: int = int(action.shape[1])
+        return int(action.shape[1])
 
+    def _read_index(self, complete: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(ep_len, ep_offset) as int64 (E,): every entry, or the first `complete` ones."""
         index = {}
         for key in INDEX_KEYS:
-            dataset = file[key]
+            dataset = self.file[key]
             if dataset.ndim != 1:
                 raise self._fail(f"'{key}' has shape {_shape_text(dataset.shape)}, expected (E,)")
             if dataset.dtype.kind not in "iu":
                 raise self._fail(f"'{key}' has dtype {dataset.dtype}, expected an integer type")
-            index[key] = np.asarray(dataset[()], dtype=np.int64)
+            if complete is not None and complete > len(dataset):
+                raise self._fail(f"'{COMPLETE_KEY}' is {complete} but '{key}' has {len(dataset)} entries")
+            index[key] = np.asarray(dataset[:complete], dtype=np.int64)
         ep_len, ep_offset = index["ep_len"], index["ep_offset"]
         if len(ep_len) != len(ep_offset):
             raise self._fail(f"'ep_len' has {len(ep_len)} entries but 'ep_offset' has {len(ep_offset)}")
         if len(ep_len) == 0:
             raise self._fail("empty file: 'ep_len' has no episodes")
+        return ep_len, ep_offset
+
+    def _check_row_counts(self, exact: bool) -> None:
+        """Every dataset but the index arrays is a per-row column: it has `num_rows` rows, or at least that many
+        when not `exact` (the rows of an interrupted write may follow the complete episodes)."""
+        for name in self.columns:
+            if name in INDEX_KEYS:
+                continue
+            dataset = self.file[name]
+            if dataset.ndim == 0:
+                raise self._fail(f"column '{name}' is a scalar, expected one row per step")
+            if exact and dataset.shape[0] != self.num_rows:
+                raise self._fail(
+                    f"column '{name}' has {dataset.shape[0]} rows but '{self.pixels_key}' has {self.num_rows}"
+                )
+            if not exact and dataset.shape[0] < self.num_rows:
+                raise self._fail(
+                    f"column '{name}' has {dataset.shape[0]} rows but the complete episodes need {self.num_rows}"
+                )
+
+    def _check_episodes(self, ep_len: np.ndarray, ep_offset: np.ndarray) -> None:
+        """Each episode has >= 1 row inside the file, the lengths add up to the rows, and no two overlap."""
         bad = np.flatnonzero(ep_len < 1)
         if len(bad):
             raise self._fail(f"'ep_len' of episode {bad[0]} is {ep_len[bad[0]]}, expected >= 1")
@@ -162,9 +223,6 @@ class EpisodeFile:
                 f"'ep_offset' of episode {second} is {ep_offset[second]}, inside episode {first} "
                 f"(rows {ep_offset[first]}..{ends[first] - 1})"
             )
-        self.ep_len: np.ndarray = ep_len  # int64 (E,)
-        self.ep_offset: np.ndarray = ep_offset  # int64 (E,)
-        self.episode_key: str | None = next((k for k in EPISODE_KEYS if k in self.columns), None)
 
     # -- access ----------------------------------------------------------------------------------------
 
@@ -224,15 +282,33 @@ class EpisodeFile:
 class EpisodeWriter:
     """Write episodes one at a time into a community-layout file.
 
-    Modes: ``"x"`` creates a new file and refuses an existing one, ``"w"`` replaces an existing file,
-    ``"a"`` appends to an existing valid file whose columns match the episodes. New files ("x"/"w") are
-    written to a temp file beside `path` and renamed into place by a successful `close`, so `path` either
-    keeps its old content or holds the complete new file. In "a" mode rows are written before the
-    ``ep_len``/``ep_offset`` entries that make them visible, and an exception inside the ``with`` block
-    truncates the file back to the episodes it had when opened.
+    Modes: ``"x"`` creates a new file and refuses an existing one, ``"w"`` replaces an existing file, ``"a"``
+    appends to an existing valid file whose columns match the episodes (dropping what an interrupted write left
+    after its complete episodes). Each episode's rows go to disk first, then its ``ep_len``/``ep_offset`` entries;
+    readers count it once a commit has raised the root attribute `COMPLETE_KEY` over it (`close` commits).
+
+    ``atomic=True`` (the default), all or nothing: a new file is written to a hidden temp file beside `path` and
+    renamed into place by a successful `close`, so `path` keeps its old content until the new file is complete;
+    an exception inside the ``with`` block deletes the temp file, or truncates an append back to the episodes the
+    file had when opened.
+
+    ``atomic=False``, resumable: written straight into `path` (no temp file), and `commit()` makes the episodes
+    added so far permanent. A process killed at any moment, even by SIGKILL, leaves `path` a valid file holding
+    the episodes of its last commit; an exception inside the ``with`` block drops the episodes added since, and
+    removes a file this writer created if nothing was committed. `lewm collect` writes this way.
+
+    `attrs` are root attributes of a new file (e.g. the settings that produced it), written with it; `attrs`
+    (the property) reaches them later, in any mode.
     """
 
-    def __init__(self, path: str | os.PathLike[str], mode: Mode = "x", compression: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        mode: Mode = "x",
+        compression: str | None = None,
+        atomic: bool = True,
+        attrs: Mapping[str, Any] | None = None,
+    ):
         self.path = Path(path)
         if mode not in ("x", "w", "a"):
             raise LewmError(f"{self.path}: mode = {mode!r} is invalid: must be 'x', 'w' or 'a'")
@@ -242,13 +318,16 @@ class EpisodeWriter:
             )
         self.mode = mode
         self.compression = compression
+        self.atomic = atomic
         self._file: h5py.File | None = None
-        self._temp: Path | None = None
+        self._temp: Path | None = None  # atomic new file: renamed onto path by close
+        self._created = False  # atomic=False new file: abort removes it while nothing is committed
         self._schema: dict[str, tuple[int, ...]] | None = None  # column -> per-row shape
         self._episode_key = EPISODE_KEYS[0]
         self._has_step = True
-        self._start_rows = 0
-        self._start_episodes = 0
+        # What abort returns to: the file as opened, or (atomic=False) as last committed.
+        self._kept_rows = 0
+        self._kept_episodes = 0
         self.num_rows = 0
         self.num_episodes = 0
 
@@ -257,12 +336,32 @@ class EpisodeWriter:
         if mode == "a":
             self._open_append()
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # A hidden, unique sibling: same filesystem (so the rename is atomic) and default permissions.
-            self._temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-            self._file = h5py.File(self._temp, "x")
+            self._create(attrs or {})
+        self._open().flush()
+
+    def _create(self, attrs: Mapping[str, Any]) -> None:
+        """Open a new file holding only its root attributes: `attrs` and `COMPLETE_KEY` = 0. Atomic: a temp
+        sibling that `close` renames; in place: `path` itself, created whole (see `_create_in_place`)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.atomic:
+                # A hidden, unique sibling: same filesystem (so the rename is atomic) and default permissions.
+                self._temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+                self._file = _open_for_writing(self._temp, "x")
+                self._file.attrs.update({**attrs, COMPLETE_KEY: np.int64(0)})
+            else:
+                _create_in_place(self.path, {**attrs, COMPLETE_KEY: np.int64(0)}, replace=self.mode == "w")
+                self._created = True
+                self._file = _open_for_writing(self.path, "a")
+        except OSError as error:
+            if self._created:
+                self.path.unlink(missing_ok=True)
+            elif self.mode == "x" and self.path.exists():
+                raise LewmError(_exists_message(self.path)) from error
+            raise LewmError(f"{self.path}: cannot create file ({error})") from error
 
     def _open_append(self) -> None:
+        """Open an existing valid file in place, its schema taken from its columns."""
         if not self.path.exists():
             raise LewmError(f"{self.path}: file does not exist; cannot append (use mode='x' to create it)")
         with EpisodeFile(self.path) as existing:
@@ -273,13 +372,19 @@ class EpisodeWriter:
                 schema[name] = tuple(int(s) for s in existing.dataset(name).shape[1:])
             self._episode_key = existing.episode_key or ""
             self._has_step = STEP_KEY in existing.columns
-            self._start_rows = existing.num_rows
-            self._start_episodes = existing.num_episodes
+            self._kept_rows = existing.num_rows
+            self._kept_episodes = existing.num_episodes
         self._schema = schema
         try:
-            self._file = h5py.File(self.path, "a")
+            self._file = _open_for_writing(self.path, "a")
         except OSError as error:
             raise LewmError(f"{self.path}: cannot open for appending ({error})") from error
+        self._check_growable()
+        self._truncate()
+
+    def _check_growable(self) -> None:
+        """Appending resizes columns along rows, which HDF5 allows only for chunked, unlimited datasets."""
+        assert self._file is not None
         for name in self._growing_columns():
             if self._file[name].maxshape[0] is not None:
                 self._file.close()
@@ -288,18 +393,39 @@ class EpisodeWriter:
                     f"{self.path}: column '{name}' cannot grow (it needs chunked storage with an unlimited "
                     "first dimension); write a new file instead"
                 )
-        self.num_rows = self._start_rows
-        self.num_episodes = self._start_episodes
 
     def _growing_columns(self) -> list[str]:
-        """Every dataset that gets longer as episodes are added."""
-        assert self._schema is not None
+        """Every dataset that gets longer as episodes are added (none before a new file's first episode)."""
+        if self._schema is None:
+            return []
         names = list(self._schema) + list(INDEX_KEYS)
         if self._episode_key:
             names.append(self._episode_key)
         if self._has_step:
             names.append(STEP_KEY)
         return names
+
+    def _truncate(self) -> None:
+        """Cut every growing column back to the kept rows and episodes and set `COMPLETE_KEY` to match: drops the
+        episodes added since (abort) or the leftovers of an interrupted write (opening to append)."""
+        file = self._open()
+        for name in self._growing_columns():
+            size = self._kept_episodes if name in INDEX_KEYS else self._kept_rows
+            if file[name].shape[0] > size:
+                file[name].resize(size, axis=0)
+        file.attrs.modify(COMPLETE_KEY, np.int64(self._kept_episodes))
+        self.num_rows, self.num_episodes = self._kept_rows, self._kept_episodes
+
+    def _open(self) -> h5py.File:
+        """The open h5py handle (raises once the writer is closed)."""
+        if self._file is None:
+            raise LewmError(f"{self.path}: writer is closed")
+        return self._file
+
+    @property
+    def attrs(self) -> h5py.AttributeManager:
+        """The file's root attributes (e.g. the settings that produced it); on disk from the next commit or close."""
+        return self._open().attrs
 
     # -- episodes --------------------------------------------------------------------------------------
 
@@ -382,17 +508,15 @@ class EpisodeWriter:
 
     def add_columns(self, columns: Mapping[str, Any]) -> None:
         """Append one episode given as a mapping of column name to array (what `write_episodes` passes)."""
-        if self._file is None:
-            raise LewmError(f"{self.path}: writer is closed")
+        file = self._open()
         arrays = self._check_episode(columns)
         if self._schema is None:
             self._create_columns(arrays)
         else:
             self._check_schema(arrays)
-        file = self._file
         length = int(arrays["pixels"].shape[0])
         start, stop = self.num_rows, self.num_rows + length
-        # Rows first, then the index arrays that make them part of an episode.
+        # Rows first, then the index entries; readers count neither until a commit raises COMPLETE_KEY.
         for name, array in arrays.items():
             dataset = file[name]
             dataset.resize(stop, axis=0)
@@ -414,26 +538,39 @@ class EpisodeWriter:
 
     # -- finishing -------------------------------------------------------------------------------------
 
+    def commit(self) -> None:
+        """Make the episodes added so far part of the file for good (atomic=False only): a process killed
+        afterwards, at any moment, leaves them readable, and an exception no longer drops them."""
+        if self.atomic:
+            raise LewmError(f"{self.path}: commit() needs a writer opened with atomic=False")
+        self._commit()
+        self._kept_rows, self._kept_episodes = self.num_rows, self.num_episodes
+
+    def _commit(self) -> None:
+        """Flush the rows and index entries, then raise `COMPLETE_KEY` over them and flush again. The second flush
+        writes that one attribute in place, so a process killed at any point leaves the old count or the new
+        one, each describing episodes whose rows are on disk."""
+        file = self._open()
+        file.flush()
+        file.attrs.modify(COMPLETE_KEY, np.int64(self.num_episodes))
+        file.flush()
+
     def close(self) -> None:
-        """Finish the file: flush, and for a new file move it into place. Idempotent."""
+        """Finish the file: commit, and for an atomic new file move it into place. Idempotent."""
         if self._file is None:
             return
-        if self._temp is None:  # append mode: the data already lives at path
-            self._file.close()
-            self._file = None
-            return
-        if self.num_episodes == 0:
+        if self.num_episodes == 0 and self.mode != "a":
             self.abort()
             raise LewmError(f"{self.path}: no episodes were written; not creating an empty file")
+        self._commit()
         self._file.close()
         self._file = None
+        if self._temp is None:  # written in place
+            _fsync(self.path)
+            return
         temp, self._temp = self._temp, None
         try:
-            descriptor = os.open(temp, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
+            _fsync(temp)
             if self.mode == "x" and self.path.exists():
                 raise LewmError(_exists_message(self.path))
             os.replace(temp, self.path)
@@ -442,24 +579,22 @@ class EpisodeWriter:
             raise
 
     def abort(self) -> None:
-        """Discard this session's work: delete a new file's temp file, or truncate an append back."""
+        """Drop the episodes added since the file was opened (atomic) or last committed (atomic=False): delete an
+        atomic new file's temp file, remove a file this writer created and committed nothing to, else truncate
+        `path` back."""
         if self._file is None:
             return
-        if self._temp is not None:
-            self._file.close()
-            self._file = None
-            self._temp.unlink(missing_ok=True)
-            self._temp = None
-            return
+        discard = self._temp or (self.path if self._created and self._kept_episodes == 0 else None)
         try:
-            if self.num_rows != self._start_rows or self.num_episodes != self._start_episodes:
-                for name in self._growing_columns():
-                    size = self._start_episodes if name in INDEX_KEYS else self._start_rows
-                    self._file[name].resize(size, axis=0)
+            if discard is None:
+                self._truncate()
         finally:
             self._file.close()
             self._file = None
-            self.num_rows, self.num_episodes = self._start_rows, self._start_episodes
+            self._temp = None
+            self.num_rows, self.num_episodes = self._kept_rows, self._kept_episodes
+        if discard is not None:
+            discard.unlink(missing_ok=True)
 
     def __enter__(self) -> EpisodeWriter:
         return self
@@ -471,6 +606,55 @@ class EpisodeWriter:
             self.close()
         else:
             self.abort()
+
+
+def _open_for_writing(path: Path, mode: str) -> h5py.File:
+    """An h5py handle that keeps changed metadata in memory until the next flush.
+
+    By default HDF5 writes metadata (chunk index nodes, dataset shapes) whenever its cache fills, so a process
+    killed between two flushes could leave an index half updated. With evictions off, the file on disk changes
+    between flushes only by raw chunks: new ones in space no flushed metadata points to, and rewrites of partly
+    filled chunks whose committed bytes stay as they were. The cost is memory: the cache grows with the index.
+    """
+    file = h5py.File(path, mode)
+    config = file.id.get_mdc_config()
+    config.evictions_enabled = False
+    # HDF5 accepts disabled evictions only with automatic cache resizing off (H5C_incr__off, H5C_decr__off).
+    config.incr_mode = config.flash_incr_mode = config.decr_mode = 0
+    file.id.set_mdc_config(config)
+    return file
+
+
+def _create_in_place(path: Path, attrs: Mapping[str, Any], replace: bool) -> None:
+    """Create `path` as an HDF5 file holding only `attrs`, in one write of a file image built in memory.
+
+    An HDF5 create writes a 96-byte header at once and the rest at its first flush, so a process killed in
+    between would leave a file that nothing opens; this way `path` is empty or whole (a kill inside the one
+    write call, a few microseconds, is the exception). `replace` unlinks an existing file first; without it an
+    existing `path` raises FileExistsError.
+    """
+    # HDF5 tells in-memory files apart by name: a unique one, so that no two ever meet.
+    with h5py.File(f"{path.name}.{secrets.token_hex(8)}", "w", driver="core", backing_store=False) as memory:
+        memory.attrs.update(attrs)
+        memory.flush()
+        image = memoryview(memory.id.get_file_image())
+    if replace:
+        path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        while image:
+            image = image[os.write(descriptor, image):]
+    finally:
+        os.close(descriptor)
+
+
+def _fsync(path: Path) -> None:
+    """Ask the OS to put `path` on disk, so that a finished file also survives a power cut."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_episodes(

@@ -1,6 +1,6 @@
 """Per-dimension normalisation statistics for non-pixel columns (action, proprio, state).
 
-The model sees z-scored actions (REFERENCE section 3) and the planner must undo that before an environment
+The model sees z-scored actions (docs/reference.md section 3) and the planner must undo that before an environment
 sees a planned action, so the statistics are part of a run: `NormStats.to_dict` gives plain lists for the run
 directory and `NormStats.from_dict` reads them back. `compute_stats` streams a column in chunks (datasets can
 be far larger than memory) and ignores NaN entries (other tools store NaN as an episode's last action).

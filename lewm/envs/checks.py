@@ -6,18 +6,26 @@ from typing import Any
 
 import numpy as np
 
+from lewm.config import check_field
 from lewm.errors import LewmError
+
+
+def positive_int(where: str, name: str, value: Any) -> int:
+    """`value` as an int, or `WHERE: NAME = VALUE is invalid: must be an integer >= 1`: the one count check of
+    lewm.envs (sizes, steps, episodes). A bool is refused although Python counts it as an int: `True` is no
+    count, and a float is refused rather than truncated."""
+    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    check_field(is_int and value >= 1, name, value, "must be an integer >= 1", where)
+    return int(value)
 
 
 def check_env_arguments(env: str, image_size: Any, max_episode_steps: Any, render_mode: Any) -> tuple[int, int]:
     """Validate an environment's constructor arguments; returns (image_size, max_episode_steps) as ints."""
-    if not isinstance(image_size, (int, np.integer)) or isinstance(image_size, bool) or image_size < 1:
-        raise LewmError(f"{env}: image_size = {image_size!r} is invalid: must be an integer >= 1")
-    if not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1:
-        raise LewmError(f"{env}: max_episode_steps = {max_episode_steps!r} is invalid: must be an integer >= 1")
+    image_size = positive_int(env, "image_size", image_size)
+    max_episode_steps = positive_int(env, "max_episode_steps", max_episode_steps)
     if render_mode not in (None, "rgb_array"):
         raise LewmError(f"{env}: render_mode = {render_mode!r} is invalid: must be 'rgb_array' or None")
-    return int(image_size), int(max_episode_steps)
+    return image_size, max_episode_steps
 
 
 def reset_options(env: str, options: dict[str, Any] | None) -> tuple[Any, Any]:

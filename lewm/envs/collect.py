@@ -1,16 +1,20 @@
-"""Collect Two-Room or Push-T episodes into a community-layout HDF5 file (REFERENCE section 4).
+"""Collect Two-Room or Push-T episodes into a community-layout HDF5 file (docs/reference.md section 4).
 
 Episodes are simulated in batches of `num_envs` (Two-Room: the vectorised `step_positions`; Push-T: pymunk, one
 episode after another), rendered with the environment's `render_frames` from the float32 states that are stored
 (so a dataset frame equals the environment's frame of that state) and streamed to disk with `EpisodeWriter` one
-episode at a time.
+episode at a time, straight into the output file, with a commit after every batch: a killed collection leaves a
+valid file of its committed episodes (no temporary file), and `mode="resume"` continues it.
 
 Each episode draws its random numbers from its own generator seeded with (seed, episode number), so the file
-depends on the seed alone, not on `num_envs`, and appending with the same seed continues the sequence instead
-of repeating it. The expert chases a moving target: on arrival (< 16 px) the next target is drawn uniformly
-over the free area, so the agent keeps moving and start/goal pairs 25 steps apart are rarely trivially close
-(REFERENCE section 6). Push-T also offers "weak", the reference's own collection policy (random actions kept
-near the block, `lewm.envs.pusht_weak`).
+depends on the seed alone, not on `num_envs`, and appending or resuming with the same seed continues the
+sequence instead of repeating it: a resumed file equals an uninterrupted one. The settings that shape the
+episodes are recorded in the file's attributes (`CollectSettings`), so a resume with other settings is refused.
+
+The expert chases a moving target: on arrival (< 16 px) the next target is drawn uniformly over the free area,
+so the agent keeps moving and start/goal pairs 25 steps apart are rarely trivially close (docs/reference.md section 6).
+Push-T also offers "weak", the reference's own collection policy (random actions kept near the block,
+`lewm.envs.pusht_weak`).
 """
 
 from __future__ import annotations
@@ -19,16 +23,20 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, get_args
 
 import numpy as np
 from tqdm import tqdm
 
-from lewm.data.hdf5 import EpisodeWriter, Mode
+from lewm.config import check_field
+from lewm.data.hdf5 import COMPLETE_KEY, EpisodeWriter, Mode, file_attributes
 from lewm.envs import pusht
+from lewm.envs.checks import positive_int
 from lewm.envs.policies import expert_directions, random_actions
 from lewm.envs.pusht_expert import block_motion, simulate_pusht
 from lewm.envs.registry import canonical_name
@@ -42,10 +50,16 @@ from lewm.envs.two_room import (
 )
 from lewm.errors import LewmError
 
+WHERE = "collect"
+"""How this module's errors name themselves (`lewm collect` drops it: its error prefix already says so)."""
+CollectMode = Literal["x", "w", "a", "resume"]
+"""x: a new file; w: replace the file; a: add episodes; resume: continue an interrupted collection."""
+SETTINGS_PREFIX = "collect_"
+"""Prefix of the file attributes that record a collection's `CollectSettings`."""
 POLICIES = ("random", "expert", "weak")
 """Collection policies; "weak" (the reference's Push-T WeakPolicy) exists for Push-T only."""
 GOAL_OFFSET = 25
-"""Steps between an evaluation start and its goal (REFERENCE section 6): the window the summary measures."""
+"""Steps between an evaluation start and its goal (docs/reference.md section 6): the window the summary measures."""
 BLOCK_MOTION = 20.0
 """Push-T: a 25-step window counts as moving the block when the block goes further than this (world units,
 the success test's position tolerance) or turns more than pi/9 (its angle tolerance)."""
@@ -57,15 +71,52 @@ the Push-T expert must stay on its contact point, so it gets a little."""
 def _check_policy(env: str, policy: str) -> None:
     """A LewmError unless `policy` is one of POLICIES and exists for `env` (weak: Push-T only)."""
     if policy not in POLICIES:
-        raise LewmError(f"collect: unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
+        raise LewmError(f"{WHERE}: unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
     if policy == "weak" and env != "pusht":
-        raise LewmError(f"collect: policy 'weak' is for pusht only, not {env!r}: use random or expert")
+        raise LewmError(f"{WHERE}: policy 'weak' is for pusht only, not {env!r}: use random or expert")
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise LewmError(f"collect: {name} = {value!r} is invalid: must be an integer >= 1")
-    return int(value)
+@dataclass(frozen=True)
+class CollectSettings:
+    """What decides a collection's episodes, as opposed to how fast it runs (num_envs, workers). Recorded in the
+    file's attributes as collect_NAME, so that a resume cannot continue a file with different episodes."""
+
+    env: str
+    policy: str
+    steps: int
+    image_size: int
+    seed: int
+    noise_std: float
+    compression: str | None
+
+    def attributes(self) -> dict[str, Any]:
+        """The settings as HDF5 root attributes (None, which HDF5 cannot store, as "none")."""
+        return {SETTINGS_PREFIX + name: "none" if value is None else value for name, value in asdict(self).items()}
+
+    def difference(self, attrs: Mapping[str, Any]) -> str | None:
+        """The first setting that `attrs` records otherwise, as 'NAME = RECORDED, not CURRENT'; None if all agree."""
+        for key, value in self.attributes().items():
+            if attrs.get(key) != value:
+                return f"{key.removeprefix(SETTINGS_PREFIX)} = {attrs.get(key)!r}, not {value!r}"
+        return None
+
+
+def collect_settings(env_name: str, policy: str, steps: Any, image_size: Any, seed: Any, noise_std: Any,
+                     compression: Any) -> CollectSettings:
+    """Check the arguments that shape the episodes (a LewmError names the first bad one); noise None takes the
+    environment's `DEFAULT_NOISE`."""
+    env = canonical_name(env_name)
+    _check_policy(env, policy)
+    steps = positive_int(WHERE, "steps_per_episode", steps)
+    image_size = positive_int(WHERE, "image_size", image_size)
+    is_int = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+    check_field(is_int and seed >= 0, "seed", seed, "must be an integer >= 0", WHERE)
+    noise = DEFAULT_NOISE[env] if noise_std is None else noise_std
+    is_number = isinstance(noise, (int, float, np.floating)) and not isinstance(noise, bool)
+    check_field(is_number and math.isfinite(noise) and noise >= 0, "noise_std", noise,
+                "must be a finite number >= 0", WHERE)
+    check_field(compression in (None, "gzip", "lzf"), "compression", compression, "use gzip, lzf or none", WHERE)
+    return CollectSettings(env, policy, steps, image_size, int(seed), float(noise), compression)
 
 
 def nontrivial_fraction(states: np.ndarray, offset: int = GOAL_OFFSET, distance: float = 16.0) -> float | None:
@@ -187,7 +238,7 @@ def collect(
     image_size: int = 224,
     seed: int = 0,
     noise_std: float | None = None,
-    mode: Mode = "x",
+    mode: CollectMode = "x",
     num_envs: int = 64,
     progress: bool = True,
     workers: int = 1,
@@ -197,66 +248,122 @@ def collect(
 
     `workers` > 1 simulates and renders in that many processes (the file is the same: each episode has its own
     generator); `compression` ("gzip" or "lzf") compresses each frame (at 224 px gzip stores about 1.1 KB per Push-T
-    frame instead of 150 KB). mode "x" refuses an existing file, "w" replaces it, "a" appends to it (episodes
-    numbered after the ones already there). Columns: pixels (T, S, S, 3) uint8, action (T, 2) float32 (NaN on each
-    episode's last row), proprio and state; the writer adds episode_idx/step_idx/ep_len/ep_offset. Two-Room: proprio
-    (T, 2) = state (T, 2) = agent xy. Push-T (REFERENCE 11 order): state (T, 7) = agent xy, block xy, block angle,
-    agent velocity; proprio (T, 4) = agent xy, agent velocity. `noise_std` None takes `DEFAULT_NOISE` (the weak
-    policy has no noise and ignores it).
+    frame instead of 150 KB). mode "x" refuses an existing file, "w" replaces it, "a" appends `episodes` episodes
+    (numbered after the ones already there), "resume" continues an interrupted collection until the file holds
+    `episodes` episodes (refused unless the file records the same settings; a missing file is started). Columns:
+    pixels (T, S, S, 3) uint8, action (T, 2) float32 (NaN on each episode's last row), proprio and state; the writer
+    adds episode_idx/step_idx/ep_len/ep_offset. Two-Room: proprio (T, 2) = state (T, 2) = agent xy. Push-T
+    (docs/reference.md section 11 order): state (T, 7) = agent xy, block xy, block angle, agent velocity; proprio (T,
+    4) = agent xy,
+    agent velocity. `noise_std` None takes `DEFAULT_NOISE` (the weak policy has no noise and ignores it).
 
-    The summary has episodes, rows, seconds, episodes_per_second and nontrivial_fraction: the share of
-    25-step windows (the evaluation's start/goal pairs) that are not trivial — Two-Room: start and end more
-    than 16 px apart; Push-T: the block moves more than 20 units or turns more than pi/9 — and for Push-T
-    trivial_fraction, the share whose start already passes the success test.
+    The summary has episodes (written by this call), first_episode (the file's count before), rows, seconds,
+    episodes_per_second and nontrivial_fraction: the share of 25-step windows (the evaluation's start/goal pairs)
+    that are not trivial — Two-Room: start and end more than 16 px apart; Push-T: the block moves more than 20 units
+    or turns more than pi/9 — and for Push-T trivial_fraction, the share whose start already passes the success
+    test. Both are None when no window fits (or nothing was written).
     """
-    name = canonical_name(env_name)
-    _check_policy(name, policy)
-    episodes = _positive_int("episodes", episodes)
-    steps = _positive_int("steps_per_episode", steps_per_episode)
-    image_size = _positive_int("image_size", image_size)
-    num_envs = _positive_int("num_envs", num_envs)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise LewmError(f"collect: seed = {seed!r} is invalid: must be an integer >= 0")
-    noise_std = DEFAULT_NOISE[name] if noise_std is None else noise_std
-    if not (isinstance(noise_std, (int, float, np.floating)) and math.isfinite(noise_std) and noise_std >= 0):
-        raise LewmError(f"collect: noise_std = {noise_std!r} is invalid: must be a finite number >= 0")
+    settings = collect_settings(env_name, policy, steps_per_episode, image_size, seed, noise_std, compression)
+    episodes = positive_int(WHERE, "episodes", episodes)
+    num_envs = positive_int(WHERE, "num_envs", num_envs)
+    workers = positive_int(WHERE, "workers", workers)
+    check_field(mode in get_args(CollectMode), "mode", mode, "must be 'x', 'w', 'a' or 'resume'", WHERE)
+    out = Path(out)
+    start_time = time.perf_counter()
+    with _open_writer(out, settings, mode) as writer:
+        first = writer.num_episodes  # 0 for a new file; the complete episodes already there otherwise
+        wanted = episodes if mode == "resume" else first + episodes
+        if first > wanted:
+            raise LewmError(f"{out}: cannot resume: the file holds {first} episodes, more than episodes = {episodes}")
+        states = _write_episodes(writer, settings, range(first, wanted), num_envs, workers, progress)
+    return _summary(out, settings, first, states, time.perf_counter() - start_time)
 
-    workers = _positive_int("workers", workers)
-    if compression not in (None, "gzip", "lzf"):
-        raise LewmError(f"collect: compression = {compression!r} is invalid: use gzip, lzf or none")
+
+def _summary(out: Path, settings: CollectSettings, first: int, states: list[np.ndarray], seconds: float
+             ) -> dict[str, Any]:
+    """`collect`'s result: what was written (states: each new episode's (T, S_dim)), how fast, and the window
+    shares of the new episodes."""
+    return {
+        "path": str(out),
+        "env": settings.env,
+        "policy": settings.policy,
+        "episodes": len(states),
+        "first_episode": first,
+        "rows": len(states) * settings.steps,
+        "image_size": settings.image_size,
+        "seconds": seconds,
+        "episodes_per_second": len(states) / seconds if seconds > 0 else float("inf"),
+        "noise_std": settings.noise_std,
+        **_window_fractions(settings.env, states),
+    }
+
+
+def _open_writer(out: Path, settings: CollectSettings, mode: CollectMode) -> EpisodeWriter:
+    """A writer on `out` itself (atomic=False: each committed batch survives a crash, no temporary file). A new
+    file records `settings`; an append that changes them drops the record, which no longer describes the file."""
+    if mode == "resume":
+        mode = _resume_mode(out, settings)
+    if mode != "a":
+        return EpisodeWriter(out, mode, settings.compression, atomic=False, attrs=settings.attributes())
+    recorded = file_attributes(out) if out.exists() else {}
+    writer = EpisodeWriter(out, mode, settings.compression, atomic=False)
+    if settings.difference(recorded) is not None:
+        try:
+            for key in [key for key in writer.attrs if key.startswith(SETTINGS_PREFIX)]:
+                del writer.attrs[key]
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+    return writer
+
+
+def _resume_mode(out: Path, settings: CollectSettings) -> Mode:
+    """How to reopen `out` to resume it: create it when missing, start over when it holds no complete episode
+    (a run killed before its first commit), else append, once the file shows it was collected the same way."""
+    if not out.exists():
+        return "x"
+    if out.stat().st_size == 0:  # killed between creating the file and writing its first bytes
+        return "w"
+    attrs = file_attributes(out)
+    if attrs.get(COMPLETE_KEY) == 0:
+        return "w"
+    if not any(key.startswith(SETTINGS_PREFIX) for key in attrs):
+        raise LewmError(f"{out}: cannot resume: the file records no collect settings (written by another tool, or "
+                        "appended to with other settings); append to it instead")
+    difference = settings.difference(attrs)
+    if difference is not None:
+        raise LewmError(f"{out}: cannot resume: the file was collected with {difference}")
+    return "a"
+
+
+def _write_episodes(writer: EpisodeWriter, settings: CollectSettings, ids: range, num_envs: int, workers: int,
+                    progress: bool) -> list[np.ndarray]:
+    """Simulate the episodes `ids` in batches, add them in order and commit after every batch; return each
+    episode's states (T, S_dim) for the summary."""
     # Two-Room simulates num_envs episodes at once (vectorised); Push-T simulates its episodes one after another
     # (each from a fresh pymunk space), so its batches only group work for the worker processes and stay small
     # (a batch's frames travel between processes at once).
-    batch = num_envs if name == "two-room" else min(num_envs, 4)
+    size = num_envs if settings.env == "two-room" else min(num_envs, 4)
+    batches = [np.arange(begin, min(begin + size, ids.stop)) for begin in range(ids.start, ids.stop, size)]
+    task = partial(simulate_episodes, settings.env, policy=settings.policy, steps=settings.steps,
+                   seed=settings.seed, noise_std=settings.noise_std, image_size=settings.image_size)
+    states: list[np.ndarray] = []
+    description = f"collect {settings.env}/{settings.policy}"
+    with tqdm(total=ids.stop, initial=ids.start, desc=description, unit="ep", disable=not progress) as bar:
+        for episodes_data in _ordered_map(task, batches, workers):
+            for columns in episodes_data:
+                writer.add_episode(**columns)
+                states.append(columns["state"])
+                bar.update(1)
+            writer.commit()
+    return states
 
-    start_time = time.perf_counter()
-    all_states: list[np.ndarray] = []
-    with EpisodeWriter(out, mode=mode, compression=compression) as writer:
-        first = writer.num_episodes  # 0 for a new file; the existing count when appending
-        batches = [np.arange(first + begin, first + min(begin + batch, episodes))
-                   for begin in range(0, episodes, batch)]
-        task = partial(simulate_episodes, name, policy=policy, steps=steps, seed=int(seed),
-                       noise_std=float(noise_std), image_size=image_size)
-        with tqdm(total=episodes, desc=f"collect {name}/{policy}", unit="ep", disable=not progress) as bar:
-            for episodes_data in _ordered_map(task, batches, workers):
-                for columns in episodes_data:
-                    writer.add_episode(**columns)
-                    all_states.append(columns["state"])
-                    bar.update(1)
-        rows = episodes * steps
-    seconds = time.perf_counter() - start_time
-    states = np.stack(all_states)  # E T S_dim
-    windows = {"nontrivial_fraction": nontrivial_fraction(states)} if name == "two-room" else {
-        "nontrivial_fraction": block_moving_fraction(states), "trivial_fraction": trivial_fraction(states)}
-    return {
-        "path": str(out),
-        "env": name,
-        "policy": policy,
-        "episodes": episodes,
-        "rows": rows,
-        "image_size": image_size,
-        "seconds": seconds,
-        "episodes_per_second": episodes / seconds if seconds > 0 else float("inf"),
-        "noise_std": float(noise_std),
-        **windows,
-    }
+
+def _window_fractions(env: str, states: list[np.ndarray]) -> dict[str, float | None]:
+    """The summary's window shares over the episodes' states (None for each when there are none)."""
+    stacked = np.stack(states) if states else None  # E T S_dim
+    if env == "two-room":
+        return {"nontrivial_fraction": None if stacked is None else nontrivial_fraction(stacked)}
+    return {"nontrivial_fraction": None if stacked is None else block_moving_fraction(stacked),
+            "trivial_fraction": None if stacked is None else trivial_fraction(stacked)}

@@ -1,5 +1,5 @@
 """Push-T: a circular agent pushes a T-shaped block on a table (pymunk physics), re-implemented from the
-reference geometry (REFERENCE section 11) so that it steps exactly as stable-worldmodel 0.1.1's swm/PushT-v1.
+reference geometry (docs/reference.md section 11) so that it steps exactly as stable-worldmodel 0.1.1's swm/PushT-v1.
 
 World: 512 x 512 units, x to the right, y down, static walls at 5 and 506. The agent is a kinematic circle of
 radius 15 driven by a PD controller (kp 100, kv 20) towards `agent + 100 * action` over 10 substeps of 0.01 s.
@@ -34,7 +34,7 @@ import numpy as np
 import pymunk
 from gymnasium import spaces
 
-from lewm.envs.checks import check_action, check_env_arguments, reset_options
+from lewm.envs.checks import check_action, check_env_arguments, positive_int, reset_options
 from lewm.errors import LewmError
 
 STATE_DIM = 7
@@ -45,7 +45,7 @@ POSE_DIM = 5
 
 @dataclass(frozen=True)
 class PushTGeometry:
-    """The reference geometry and dynamics constants, in world units (REFERENCE section 11)."""
+    """The reference geometry and dynamics constants, in world units (docs/reference.md section 11)."""
 
     world: float = 512.0
     wall_low: float = 5.0
@@ -350,14 +350,12 @@ def render_frames(states: Any, size: int = 224, geometry: PushTGeometry = DEFAUL
     share of its sub-samples a shape covers, computed only inside each shape's bounding box. States are
     rounded to float32 first, so a float64 state and its float32 copy in a dataset give the same bytes.
     """
-    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-        raise LewmError(f"pusht render_frames: size = {size!r} is invalid: must be an integer >= 1")
+    size = positive_int("pusht render_frames", "size", size)
     states = np.asarray(states, dtype=np.float32)
     if states.ndim != 2 or states.shape[1] < POSE_DIM:
         raise LewmError(f"pusht render_frames: states have shape {tuple(states.shape)}, expected (N, >= 5)")
     if not np.isfinite(states[:, :POSE_DIM]).all():
         raise LewmError("pusht render_frames: a state has a non-finite value")
-    size = int(size)
     background = _background(size, geometry)
     frames = np.empty((len(states), size, size, 3), dtype=np.uint8)
     for index, state in enumerate(states):

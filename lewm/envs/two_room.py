@@ -23,13 +23,13 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from lewm.envs.checks import check_action, check_env_arguments, reset_options
+from lewm.envs.checks import check_action, check_env_arguments, positive_int, reset_options
 from lewm.errors import LewmError
 
 
 @dataclass(frozen=True)
 class TwoRoomGeometry:
-    """The reference geometry (REFERENCE section 11), in 224-px canvas units, kept in one place.
+    """The reference geometry (docs/reference.md section 11), in 224-px canvas units, kept in one place.
 
     Intervals are half-open in pixels: a band ``[lo, hi)`` covers the pixels whose centres lie inside it, so the
     border "rows 10-13" is ``[10, 14)`` and the wall "x in [107, 117]" is the ten pixel columns 107..116.
@@ -268,9 +268,7 @@ def render_frames(
     agent blob on top. Positions are rounded to float32 first, so a float64 state and its float32 copy in a
     dataset give the same bytes.
     """
-    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-        raise LewmError(f"render_frames: size = {size!r} is invalid: must be an integer >= 1")
-    size = int(size)
+    size = positive_int("render_frames", "size", size)
     agent_xy = _check_positions("agent", agent).astype(np.float32)  # N 2
     n = agent_xy.shape[0]
     frames = np.empty((n, size, size, 3), dtype=np.uint8)  # N S S 3

@@ -4,7 +4,11 @@
                         trivial_pairs, clipped_action_share (executed actions the plan put outside the action
                         box; 0 while CEM samples inside it), protocol (what was run), per-episode results
     eval/success.png    success rates with 95% intervals, and where each episode's agent went
-    eval/episodes.gif   a few planned episodes: observation | goal | trail of the agent so far (goal faint)
+    eval/episodes.gif   a few planned episodes: observation | goal | trail of the agent so far (goal faint), at
+                        10 frames per second with a pause on each episode's last frame
+
+eval.json's protocol.split says where the start/goal pairs came from: 'val' (the run's validation episodes),
+'all', or 'train (no validation episodes)' when a 'val' evaluation found none (val_fraction 0, one episode).
 """
 
 from __future__ import annotations
@@ -15,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from lewm.data import EpisodeFile, held_out_episodes
+from lewm.data import EpisodeFile, split_episodes
 from lewm.envs import make
 from lewm.errors import LewmError
 from lewm.evaluation.protocol import (
@@ -31,19 +34,35 @@ from lewm.evaluation.protocol import (
     wilson_interval,
 )
 from lewm.runs import LoadedRun, as_run, run_data_path
+from lewm.utils.device import resolve_device
 from lewm.utils.io import atomic_write_text
 from lewm.utils.plotting import pyplot
 
+FPS = 10
+"""Frames per second of episodes.gif."""
+PAUSE_FRAMES = 6
+"""How long (in frames) the GIF holds each episode's last frame."""
+
+
+def start_episodes(num_episodes: int, split: str, val_fraction: float, seed: int) -> tuple[np.ndarray, str]:
+    """The episodes start/goal pairs are drawn from and the split that was actually used: with split 'val', the
+    run's validation episodes, or its training episodes when it has none ('train (no validation episodes)')."""
+    if split == "all":
+        return np.arange(num_episodes), "all"
+    train, val = split_episodes(num_episodes, val_fraction, seed)
+    return (val, "val") if len(val) else (train, "train (no validation episodes)")
+
 
 def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = None,
-             config: EvalConfig | None = None, device: str = "cpu", out_dir: Path | None = None,
-             checkpoint: str = "last.pt") -> dict[str, Any]:
+             config: EvalConfig | None = None, device: str = "auto", out_dir: Path | None = None,
+             checkpoint: str = "last.pt", progress: bool = True) -> dict[str, Any]:
     """Evaluate a trained run (its directory, or a `LoadedRun`) on `env_name`; returns (and writes) the eval.json
-    dictionary."""
+    dictionary. `progress`: bars for the planner and the random baseline on stderr."""
     make(env_name)  # an unknown environment fails here, before any model is loaded
     config = config or default_eval_config(env_name)
     config.validate()
-    run = as_run(run_dir, device, checkpoint=checkpoint)
+    torch_device = resolve_device(device)
+    run = as_run(run_dir, torch_device, checkpoint=checkpoint)
     run_dir = run.run_dir
     data_path = run_data_path(run, data_path)
     out_dir = Path(out_dir or Path(run_dir) / "eval")
@@ -52,16 +71,13 @@ def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = 
         if data.action_dim != run.config.model.action_dim:
             raise LewmError(f"{data_path}: column {run.config.data.action_key!r} has {data.action_dim} dimensions "
                             f"but the model in {run_dir} was trained with action_dim {run.config.model.action_dim}")
-        if config.split == "val":
-            episodes = held_out_episodes(data.num_episodes, run.config.data.val_fraction, run.config.seed)
-        else:
-            episodes = np.arange(data.num_episodes)
+        episodes, split = start_episodes(data.num_episodes, config.split, run.config.data.val_fraction,
+                                         run.config.seed)
         pairs = draw_pairs(data, episodes, config.episodes, config.goal_offset, config.seed)
         image_size = data.image_shape[0]
-    torch_device = torch.device(device)
     planned = run_planner(run.model, run.stats, env_name, pairs, image_size, config, torch_device,
-                          action_key=run.config.data.action_key)
-    random = run_random(env_name, pairs, image_size, config.budget, config.seed, videos=0)
+                          action_key=run.config.data.action_key, progress=progress)
+    random = run_random(env_name, pairs, image_size, config.budget, config.seed, videos=0, progress=progress)
 
     trivial = planned.solved_at_start
     count = len(pairs.rows)
@@ -83,13 +99,13 @@ def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = 
         "protocol": {
             "env": env_name, "data": str(data_path), "run": str(run_dir), "checkpoint": checkpoint,
             "checkpoint_step": run.step,
-            "split": config.split, "goal_offset": config.goal_offset, "budget": config.budget,
+            "split": split, "start_episodes": len(episodes), "goal_offset": config.goal_offset, "budget": config.budget,
             "seed": config.seed, "planner": dataclasses.asdict(config.planner), "rollout": config.rollout,
             "receding_horizon": "all planned blocks executed before replanning",
             "action_bounds": "CEM candidates clamped to the action box (normalised units) before the rollout; "
                              "the model's action history holds the executed actions",
             "plan_seconds_note": "one batched CEM call planning every unfinished episode at once",
-            "device": device,
+            "device": str(torch_device),
         },
         "per_episode": [
             {"row": int(row), "start": start.tolist(), "goal": goal.tolist(), "success": bool(ok),
@@ -122,19 +138,23 @@ def _upscale(frame: np.ndarray, size: int = 192) -> np.ndarray:
     return np.repeat(np.repeat(frame, factor, axis=0), factor, axis=1)
 
 
-def write_video(planned: Rollouts, path: Path) -> Path | None:
-    """GIF of the recorded episodes, one after another: observation | goal | trail."""
-    import imageio.v2 as imageio
+def write_video(planned: Rollouts, path: Path, fps: int = FPS) -> Path | None:
+    """GIF of the recorded episodes, one after another: observation | goal | trail, `fps` frames per second,
+    holding each episode's last frame `PAUSE_FRAMES` frames long."""
+    import imageio.v3 as imageio
 
     if not planned.frames:
         return None
-    video = []
+    video, durations = [], []
+    frame_ms = round(1000 / fps)
     for frames, goal in zip(planned.frames, planned.goal_frames, strict=True):
         for step in range(len(frames)):
-            panel = np.concatenate([frames[step], goal, _trail(frames[: step + 1], goal)], axis=1)
-            video.append(_upscale(panel))
-        video.extend([video[-1]] * 5)  # pause on the last frame
-    imageio.mimsave(path, video, duration=0.08, loop=0)
+            video.append(_upscale(np.concatenate([frames[step], goal, _trail(frames[: step + 1], goal)], axis=1)))
+            durations.append(frame_ms)
+        durations[-1] = PAUSE_FRAMES * frame_ms
+    # milliseconds per frame: the v3 API hands `duration` to Pillow's GIF writer as it is (the former v2 call's
+    # duration=0.08 was written as 0 ms)
+    imageio.imwrite(path, np.stack(video), duration=durations, loop=0)
     return path
 
 

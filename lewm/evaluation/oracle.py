@@ -24,7 +24,7 @@ contact choice hangs on rounding (as it does between two `PushTPhysics` runs of 
 
 Cost (`pose_cost`): (position error / 20)^2 + (wrapped angle error / (pi/9))^2 of the LAST predicted state: the
 success test's two errors in units of their thresholds (cost < 1 implies success), on the final state only, as
-the latent cost scores the last predicted embedding (REFERENCE 5).
+the latent cost scores the last predicted embedding (docs/reference.md section 5).
 
 Shapes: N environments, S samples, W worlds in one space, H horizon blocks, K = frameskip * 2 block size,
 T environment steps, B bodies in the space (2 W).
@@ -243,7 +243,8 @@ class BatchedPushT:
 
 def pose_cost(predictions: Tensor, goal: Tensor, geometry: PushTGeometry = DEFAULT_GEOMETRY) -> Tensor:
     """(N, S, H, 7) predicted states, (N, 7) goals -> (N, S) cost of the last state: (position error / 20)^2 +
-    (wrapped angle error / (pi/9))^2, the success test's errors in units of their thresholds (REFERENCE 6)."""
+    (wrapped angle error / (pi/9))^2, the success test's errors in units of their thresholds (docs/reference.md
+    section 6)."""
     last = predictions[:, :, -1].double()  # N S 7
     goal = goal.double()[:, None]  # N 1 7
     position = torch.linalg.vector_norm(last[..., :4] - goal[..., :4], dim=-1)  # N S

@@ -1,4 +1,5 @@
-"""The paper's planning evaluation (REFERENCE 6), always beside a random policy on the same start/goal pairs.
+"""The paper's planning evaluation (docs/reference.md section 6), always beside a random policy on the same start/goal
+pairs.
 
 Protocol: start rows are drawn uniformly (seed 42) among dataset rows that leave room for the goal; the goal is
 the state of the same episode `goal_offset` (25) steps later; the agent gets `budget` (50) environment steps;
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from einops import rearrange, repeat
 from scipy.stats import binomtest
+from tqdm import tqdm
 
 from lewm.config import check_field, check_positive_ints
 from lewm.data import EpisodeFile, NormStats
@@ -27,7 +29,7 @@ from lewm.envs.pusht import wrap_angle
 from lewm.envs.registry import canonical_name
 from lewm.errors import LewmError
 from lewm.model import FastRollout, LeWM
-from lewm.planning import ActionBounds, CEMConfig, CEMPlanner, GraphedPlanner
+from lewm.planning import ActionBounds, CEMConfig, CEMPlanner, GraphedPlanner, PlainRollout
 from lewm.runs import encode_frames
 
 
@@ -112,7 +114,8 @@ class Rollouts:
 
 def draw_pairs(data: EpisodeFile, episodes: np.ndarray, count: int, goal_offset: int, seed: int,
                state_key: str = "state") -> Pairs:
-    """Draw `count` start rows uniformly among rows with step <= ep_len - goal_offset - 1 (REFERENCE 6)."""
+    """Draw `count` start rows uniformly among rows with step <= ep_len - goal_offset - 1 (docs/reference.md section
+    6)."""
     if state_key not in data.columns:
         raise LewmError(f"{data.path}: no {state_key!r} column: evaluation needs states to reset the environment")
     candidates = np.concatenate([
@@ -168,15 +171,17 @@ def _final_states(envs: list[Any]) -> np.ndarray:
     return np.stack([env.unwrapped.get_state() for env in envs]).astype(np.float64)  # E S
 
 
-def run_random(env_name: str, pairs: Pairs, image_size: int, budget: int, seed: int, videos: int = 0) -> Rollouts:
-    """Uniform random actions in the action space for `budget` steps, on the same pairs."""
+def run_random(env_name: str, pairs: Pairs, image_size: int, budget: int, seed: int, videos: int = 0,
+               progress: bool = False) -> Rollouts:
+    """Uniform random actions in the action space for `budget` steps, on the same pairs (`progress`: a bar of
+    environment steps on stderr)."""
     envs, first = reset_envs(env_name, pairs, image_size, budget)
     rng = np.random.default_rng(seed + 1)
     solved = _solved_at_start(envs, pairs)
     success = solved.copy()
     steps = np.where(success, 0, budget)
     recorded = [[first[i]] for i in range(min(videos, len(envs)))]
-    for step in range(budget):
+    for step in tqdm(range(budget), desc="eval random", unit="step", dynamic_ncols=True, disable=not progress):
         for index, env in enumerate(envs):
             if success[index]:
                 continue
@@ -222,7 +227,7 @@ def outside_box(actions: np.ndarray, low: np.ndarray, high: np.ndarray, rtol: fl
 
 
 @dataclass
-class _Progress:
+class _LoopState:
     """What the receding-horizon loop tracks per episode, updated as environment steps run."""
 
     frames: np.ndarray
@@ -241,29 +246,29 @@ class _Progress:
     """Of those, actions the plan put outside the action box (clipped before execution)."""
 
 
-def _execute_block(envs: list[Any], progress: _Progress, active: np.ndarray, planned: np.ndarray,
+def _execute_block(envs: list[Any], state: _LoopState, active: np.ndarray, planned: np.ndarray,
                    executed: np.ndarray, budget: int) -> None:
     """Run one block (frameskip steps) in every active, unfinished environment.
 
     planned (A, frameskip, A_dim) the de-normalised plan; executed (A, frameskip, A_dim) the same clipped to the
     action box, which is what the environments receive."""
     for sub in range(executed.shape[1]):
-        if progress.step >= budget:
+        if state.step >= budget:
             return
         for slot, index in enumerate(active):
-            if progress.success[index]:
+            if state.success[index]:
                 continue
             env = envs[index]
-            progress.executed_actions += 1
-            progress.clipped_actions += int(outside_box(planned[slot, sub], env.action_space.low,
+            state.executed_actions += 1
+            state.clipped_actions += int(outside_box(planned[slot, sub], env.action_space.low,
                                                         env.action_space.high))
             obs, _, _, _, info = env.step(executed[slot, sub])
-            progress.frames[index] = obs["pixels"]
-            if index < len(progress.recorded):
-                progress.recorded[index].append(obs["pixels"])
+            state.frames[index] = obs["pixels"]
+            if index < len(state.recorded):
+                state.recorded[index].append(obs["pixels"])
             if info["success"]:
-                progress.success[index], progress.steps_done[index] = True, progress.step + 1
-        progress.step += 1
+                state.success[index], state.steps_done[index] = True, state.step + 1
+        state.step += 1
 
 
 PlanFn = Callable[[np.ndarray, int], np.ndarray]
@@ -284,43 +289,71 @@ def receding_horizon(envs: list[Any], pairs: Pairs, frames: np.ndarray, budget: 
     `after_block` lets a planner with a memory (the model's history) record what ran before the next block."""
     low, high = envs[0].action_space.low, envs[0].action_space.high  # A_dim each, one environment kind
     solved = _solved_at_start(envs, pairs)
-    # copies: progress.frames is overwritten in place as environments step
-    progress = _Progress(frames=frames, success=solved.copy(), steps_done=np.where(solved, 0, budget),
-                         recorded=[[frames[i].copy()] for i in range(min(videos, len(envs)))])
+    # copies: state.frames is overwritten in place as environments step
+    state = _LoopState(frames=frames, success=solved.copy(), steps_done=np.where(solved, 0, budget),
+                      recorded=[[frames[i].copy()] for i in range(min(videos, len(envs)))])
     plan_seconds: list[float] = []
-    while progress.step < budget and not progress.success.all():
-        active = np.flatnonzero(~progress.success)  # A
+    while state.step < budget and not state.success.all():
+        active = np.flatnonzero(~state.success)  # A
         start = time.perf_counter()
-        raw = np.asarray(plan(active, progress.step))  # A H frameskip A_dim
+        raw = np.asarray(plan(active, state.step))  # A H frameskip A_dim
         plan_seconds.append(time.perf_counter() - start)
         executed = np.clip(raw, low, high).astype(np.float32)  # A H frameskip A_dim: what the envs receive
         for block in range(raw.shape[1]):
-            _execute_block(envs, progress, active, raw[:, block], executed[:, block], budget)
+            _execute_block(envs, state, active, raw[:, block], executed[:, block], budget)
             if after_block is not None:
-                after_block(active, executed[:, block], progress.frames)
-            if progress.step >= budget or progress.success.all():
+                after_block(active, executed[:, block], state.frames)
+            if state.step >= budget or state.success.all():
                 break
-    return Rollouts(success=progress.success, steps_to_success=progress.steps_done, solved_at_start=solved,
-                    frames=progress.recorded, plan_seconds=plan_seconds, final_states=_final_states(envs),
-                    clipped_action_share=progress.clipped_actions / max(progress.executed_actions, 1))
+    return Rollouts(success=state.success, steps_to_success=state.steps_done, solved_at_start=solved,
+                    frames=state.recorded, plan_seconds=plan_seconds, final_states=_final_states(envs),
+                    clipped_action_share=state.clipped_actions / max(state.executed_actions, 1))
+
+
+class _CountedRollout:
+    """A CEM rollout (`prepare` + call, as `lewm.planning.PlainRollout`) that calls `tick` after each call: once
+    per CEM iteration and once for the plan's final cost, which is what a progress bar counts."""
+
+    def __init__(self, rollout: Any, tick: Callable[[], Any]) -> None:
+        self.runner = rollout if hasattr(rollout, "prepare") else PlainRollout(rollout)
+        self.tick = tick
+
+    def prepare(self, *args: Any) -> Any:
+        return self.runner.prepare(*args)
+
+    def __call__(self, context: Any, action_blocks: torch.Tensor) -> torch.Tensor:
+        predictions = self.runner(context, action_blocks)
+        self.tick()
+        return predictions
+
+
+def _planning_bar(config: EvalConfig, frameskip: int, progress: bool) -> tqdm:
+    """A bar of CEM iterations (each plan: `iterations` + 1 rollouts) over the most planning cycles the budget
+    allows (every cycle executes all H blocks); it stops short when every episode succeeds early."""
+    cycles = -(-config.budget // (config.planner.horizon * frameskip))
+    return tqdm(total=cycles * (config.planner.iterations + 1), desc="eval plan", unit="it", dynamic_ncols=True,
+                disable=not progress)
 
 
 @torch.inference_mode()
 def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, image_size: int, config: EvalConfig,
-                device: torch.device, action_key: str = "action") -> Rollouts:
+                device: torch.device, action_key: str = "action", progress: bool = False) -> Rollouts:
     """Receding-horizon CEM (`receding_horizon`) with the model: plan H blocks for every unfinished episode at
     once from its encoded history, execute them all, replan.
 
     CEM samples inside the environment's action box (in normalised units), and the history the model is
-    conditioned on holds the executed actions, normalised again."""
+    conditioned on holds the executed actions, normalised again. `progress`: a bar of CEM iterations on stderr,
+    with the environment step and the episodes solved so far."""
     frameskip, history = model.config.frameskip, model.config.history
     block_dim = frameskip * model.config.action_dim
     envs, frames = reset_envs(env_name, pairs, image_size, config.budget)
     low, high = envs[0].action_space.low, envs[0].action_space.high  # A_dim each, one environment kind
     bounds = normalised_action_bounds(low, high, stats, action_key, frameskip)
     planner = CEMPlanner(config.planner, block_dim=block_dim, bounds=bounds)
+    bar = _planning_bar(config, frameskip, progress)
     rollout = model.rollout if config.rollout == "eager" else FastRollout(model)
-    graphed = GraphedPlanner(planner, rollout) if config.rollout == "graph" else None
+    graphed = GraphedPlanner(planner, rollout) if config.rollout == "graph" else None  # replayed: not counted
+    counted = _CountedRollout(rollout, bar.update)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     goal_frames = np.stack([env.unwrapped.goal_observation() for env in envs])  # E S S 3
     goal_emb = encode_frames(model, goal_frames, device)  # E D
@@ -328,14 +361,16 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
     block_history = torch.zeros(len(envs), 0, block_dim, device=device)  # E L-1 K
 
     def plan(active: np.ndarray, step: int) -> np.ndarray:
+        bar.set_postfix_str(f"step {step}/{config.budget}, solved {len(envs) - len(active)}/{len(envs)}")
         planned_rows = np.arange(len(envs)) if graphed else active  # a recorded graph keeps its batch size
         observed = min(history, emb_history.shape[1])
         context = emb_history[planned_rows, -observed:]  # A h D (E h D when graphed)
         past = block_history[planned_rows, block_history.shape[1] - (observed - 1):]  # A h-1 K
         if graphed:
             actions = graphed.plan(context, goal_emb, past, generator=generator).actions[active]  # A H K
+            bar.update(config.planner.iterations + 1)
         else:
-            actions = planner.plan(rollout, context, goal_emb[active], past, generator=generator).actions  # A H K
+            actions = planner.plan(counted, context, goal_emb[active], past, generator=generator).actions  # A H K
         raw = rearrange(actions.cpu().numpy(), "a h (f d) -> a h f d", f=frameskip)  # A H frameskip A_dim
         return np.asarray(stats.denormalize(action_key, raw))
 
@@ -346,6 +381,8 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
         emb_history = torch.cat([emb_history, encode_frames(model, latest, device)[:, None]], dim=1)  # E L+1 D
         block_history = torch.cat([block_history, blocks], dim=1)  # E L K
 
-    rollouts = receding_horizon(envs, pairs, frames, config.budget, plan, after_block, config.videos)
+    with bar:
+        rollouts = receding_horizon(envs, pairs, frames, config.budget, plan, after_block, config.videos)
+        bar.set_postfix_str(f"{len(rollouts.plan_seconds)} cycles, solved {rollouts.success.sum()}/{len(envs)}")
     rollouts.goal_frames = list(goal_frames[: len(rollouts.frames)])
     return rollouts

@@ -1,6 +1,6 @@
 """LeWM's small parts: the MLP+BatchNorm projectors, the action encoder and the action-conditioned predictor.
 
-Attribute names follow the reference checkpoints (REFERENCE section 10), so a released `weights.pt` loads
+Attribute names follow the reference checkpoints (docs/reference.md section 10), so a released `weights.pt` loads
 with strict=True: `net.{0,1,3}` for projectors, `patch_embed` / `embed.{0,2}` for the action encoder,
 `pos_embedding` and `transformer.{layers.{i}.{adaLN_modulation.1, attn.norm, attn.to_qkv, attn.to_out.0,
 mlp.net.{0,1,4}}, norm}` for the predictor.

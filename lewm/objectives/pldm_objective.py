@@ -11,7 +11,7 @@ PLDM keeps the encoder from collapsing with VICReg-style terms instead of SIGReg
 - time_variance / time_covariance: the same hinge and decorrelation across the frames of each clip;
 - inverse_dynamics: a small head predicts the action block between two consecutive embeddings.
 
-Defaults are the values the LeWM authors grid-searched on Push-T (REFERENCE section 9): alpha 18, beta 12,
+Defaults are the values the LeWM authors grid-searched on Push-T (docs/reference.md section 9): alpha 18, beta 12,
 gamma 0.2, zeta 0.7, nu 0, mu 0. Six coefficients against LeWM's one: the point of the comparison.
 """
 

@@ -52,7 +52,7 @@ class PlainRollout:
 
 
 def final_embedding_cost(predictions: Tensor, goal: Tensor) -> Tensor:
-    """Squared L2 distance between the last predicted embedding and the goal embedding (REFERENCE 5)."""
+    """Squared L2 distance between the last predicted embedding and the goal embedding (docs/reference.md section 5)."""
     last = predictions[:, :, -1]  # N S D
     return ((last - goal[:, None]) ** 2).sum(dim=-1)  # N S
 

@@ -20,6 +20,7 @@ from lewm.data import NormStats
 from lewm.errors import LewmError
 from lewm.model import LeWM
 from lewm.runs.checkpoint import load_checkpoint, save_checkpoint
+from lewm.utils.device import resolve_device
 from lewm.utils.io import atomic_write_text
 
 
@@ -53,6 +54,7 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu", checkpoint: str 
     last = run_dir / "checkpoints" / checkpoint
     if not last.is_file():
         raise LewmError(f"{run_dir}: no checkpoint (checkpoints/{checkpoint}); train one first with lewm train")
+    device = resolve_device(device)  # 'auto' and explicit names, checked once for every reader
     state = load_checkpoint(last, map_location="cpu")
     config = from_dict(TrainConfig, state["config"], where=str(last))
     model = LeWM(config.model)

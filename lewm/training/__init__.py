@@ -1,4 +1,5 @@
-"""Training: the loop, the diagnostics it logs, metrics and multi-process set-up (checkpoint files: lewm.runs)."""
+"""Training: the loop (trainer), what each rank trains on (data), the diagnostics it logs, metrics and plots, and
+multi-process set-up (checkpoint files: lewm.runs)."""
 
 from lewm.training.trainer import TrainResult, train, warmup_cosine
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from lewm.errors import LewmError
+from lewm.utils.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -35,18 +35,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> CUDA (this process's GPU) when available, else CPU; explicit names are checked."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise LewmError(f"config: device = {name!r} but CUDA is not available on this machine")
-        if name == "cuda":
-            return torch.device("cuda", local_rank)
-    return torch.device(name)
 
 
 def setup_distributed(device_name: str) -> DistInfo:
@@ -80,3 +68,13 @@ def mean_over_ranks(values: dict[str, float], info: DistInfo) -> dict[str, float
     dist.all_reduce(packed)
     packed /= info.world_size
     return dict(zip(keys, packed.tolist(), strict=True))
+
+
+def average_gradients(parameters: list[torch.nn.Parameter], world_size: int) -> None:
+    """Replace each gradient by its mean over the ranks, for parameters DDP does not manage (the objective's own
+    head). Parameters without a gradient are skipped; every rank must then skip the same ones, or the
+    all-reduces pair up wrongly."""
+    for parameter in parameters:
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world_size

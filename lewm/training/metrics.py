@@ -49,39 +49,45 @@ DIAGNOSTICS = ("effective_rank", "embedding_std", "embedding_std_min", "straight
 
 def plot_metrics(metrics_path: Path, plots_dir: Path) -> list[Path]:
     """Draw plots/loss.png (loss terms, train and validation, and the learning rate) and plots/diagnostics.png
-    (effective rank, per-dimension std, temporal straightness) against the step; returns the files written."""
-    plt = pyplot()
+    (effective rank, per-dimension std, temporal straightness) against the step; returns the files written.
 
+    Called during training too: each file is replaced atomically, so a reader sees the old plot or the new one,
+    never half of one."""
     rows = read_metrics(metrics_path)
     train = [row for row in rows if row.get("split") == "train"]
-    val = [row for row in rows if row.get("split") == "val"]
     if not train:
         return []
-    plots_dir = Path(plots_dir)
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    steps = [row["step"] for row in train]
+    panels = {"loss": [t for t in LOSS_TERMS if any(row.get(t, 0.0) != 0.0 for row in train)] + ["lr"],
+              "diagnostics": [t for t in DIAGNOSTICS if any(t in row for row in rows)]}
     written = []
-    panels = [("loss", [t for t in LOSS_TERMS if any(row.get(t, 0.0) != 0.0 for row in train)] + ["lr"]),
-              ("diagnostics", [t for t in DIAGNOSTICS if any(t in row for row in rows)])]
-    for name, terms in panels:
-        if not terms:
-            continue
-        figure, axes = plt.subplots(1, len(terms), figsize=(4.2 * len(terms), 3.4), squeeze=False)
-        for axis, term in zip(axes[0], terms, strict=True):
-            values = [row.get(term, float("nan")) for row in train]
-            if any(term in row for row in train):
-                axis.plot(steps, values, label="train", lw=1)
-            points = [(row["step"], row[term]) for row in val if term in row and math.isfinite(row[term])]
-            if points:
-                axis.plot(*zip(*points, strict=True), "o-", label="val", ms=3)
-                axis.legend()
-            axis.set_title("learning rate" if term == "lr" else term)
-            axis.set_xlabel("step")
-            if name == "loss" and term != "lr" and all(value > 0 for value in values if value == value):
-                axis.set_yscale("log")
-        figure.tight_layout()
-        out = plots_dir / f"{name}.png"
-        figure.savefig(out, dpi=110)
-        plt.close(figure)
-        written.append(out)
+    for name, terms in panels.items():
+        if terms:
+            out = Path(plots_dir) / f"{name}.png"
+            _draw(out, terms, train, [row for row in rows if row.get("split") == "val"], log_scale=name == "loss")
+            written.append(out)
     return written
+
+
+def _draw(out: Path, terms: list[str], train: list[dict[str, Any]], val: list[dict[str, Any]],
+          log_scale: bool) -> None:
+    """One figure with a panel per term (train line, validation points) against the step, written to `out`."""
+    plt = pyplot()
+    steps = [row["step"] for row in train]
+    figure, axes = plt.subplots(1, len(terms), figsize=(4.2 * len(terms), 3.4), squeeze=False)
+    for axis, term in zip(axes[0], terms, strict=True):
+        values = [row.get(term, float("nan")) for row in train]
+        if any(term in row for row in train):
+            axis.plot(steps, values, label="train", lw=1)
+        points = [(row["step"], row[term]) for row in val if term in row and math.isfinite(row[term])]
+        if points:
+            axis.plot(*zip(*points, strict=True), "o-", label="val", ms=3)
+            axis.legend()
+        axis.set_title("learning rate" if term == "lr" else term)
+        axis.set_xlabel("step")
+        if log_scale and term != "lr" and all(value > 0 for value in values if value == value):
+            axis.set_yscale("log")
+    figure.tight_layout()
+    try:
+        atomic_write(out, lambda stream: figure.savefig(stream, format="png", dpi=110))
+    finally:
+        plt.close(figure)

@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from lewm.config import TrainConfig, preset
+from lewm.data import EpisodeFile
 from lewm.envs.collect import collect
 from lewm.envs.registry import canonical_name
-from lewm.evaluation import EvalConfig, default_eval_config, evaluate
+from lewm.errors import LewmError
+from lewm.evaluation import EvalConfig, evaluate
 from lewm.runs import load_checkpoint
 from lewm.training import train
 from lewm.utils.io import atomic_write_text
+from lewm.workflows.common import eval_protocol
 
 
 @dataclass
@@ -93,6 +96,17 @@ def demo_train_config(data: Path, run_dir: Path, plan: DemoPlan | None = None) -
     return config
 
 
+def _complete_episodes(data: Path) -> int:
+    """Complete episodes in the demo's data file (0 when there is none, or only an empty start of one)."""
+    if not data.exists():
+        return 0
+    try:
+        with EpisodeFile(data) as file:
+            return file.num_episodes
+    except LewmError:
+        return 0
+
+
 def run_demo(out: Path = Path("runs/demo"), plan: DemoPlan | None = None, train_config: TrainConfig | None = None,
              eval_config: EvalConfig | None = None, log=print, env: str = "two-room") -> dict[str, Any]:
     """Collect -> train -> evaluate, reusing finished stages; returns eval.json plus the stage timings."""
@@ -104,12 +118,13 @@ def run_demo(out: Path = Path("runs/demo"), plan: DemoPlan | None = None, train_
 
     data = out / data_name(env, plan)
     start = time.perf_counter()
-    if data.exists():
+    held = _complete_episodes(data)
+    if held >= plan.episodes:
         log(f"[1/3] reusing {data}")
-    else:
-        log(f"[1/3] collecting {plan.episodes} {plan.policy} {env} episodes -> {data}")
+    else:  # a file left by a killed demo is finished, not trusted (collect refuses one of other settings)
+        log(f"[1/3] collecting {plan.episodes - held} {plan.policy} {env} episodes -> {data}")
         collect(env, plan.policy, plan.episodes, data, steps_per_episode=plan.steps_per_episode,
-                image_size=plan.image_size, seed=0, noise_std=plan.noise_std)
+                image_size=plan.image_size, seed=0, noise_std=plan.noise_std, mode="resume" if held else "x")
     timings["collect_minutes"] = (time.perf_counter() - start) / 60
 
     run_dir = out / "run"
@@ -131,9 +146,7 @@ def run_demo(out: Path = Path("runs/demo"), plan: DemoPlan | None = None, train_
     timings["train_minutes"] = (time.perf_counter() - start) / 60
 
     start = time.perf_counter()
-    if eval_config is None:
-        eval_config = default_eval_config(env)
-        eval_config.episodes = plan.eval_episodes
+    eval_config = eval_config or eval_protocol(env, plan.eval_episodes)
     log(f"[3/3] planning towards {eval_config.episodes} goals 25 steps ahead (and a random policy on the same pairs)")
     result = evaluate(run_dir, env, data_path=data, config=eval_config, out_dir=out / "eval")
     timings["eval_minutes"] = (time.perf_counter() - start) / 60

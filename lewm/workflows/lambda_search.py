@@ -1,4 +1,4 @@
-"""Tuning LeWM's one loss weight, lambda, by bisection on a validation criterion (REFERENCE 2).
+"""Tuning LeWM's one loss weight, lambda, by bisection on a validation criterion (docs/reference.md section 2).
 
 Success is unimodal in lambda on a log scale (it collapses when lambda is too large and plans poorly when it is
 too small), so a bracketing bisection in log10(lambda) finds the peak in O(log n) trainings, where PLDM's six
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from lewm.config import TrainConfig, check_field
+from lewm.config import TrainConfig, check_field, check_positive_ints
 from lewm.errors import LewmError
 from lewm.utils.io import atomic_write_text
 from lewm.utils.plotting import pyplot
@@ -39,7 +39,7 @@ class LambdaSearchConfig:
     low: float = 0.01
     """Smallest lambda of the starting bracket."""
     high: float = 1.0
-    """Largest lambda of the starting bracket (REFERENCE: Push-T collapses at 0.5)."""
+    """Largest lambda of the starting bracket (docs/reference.md section 2: Push-T collapses at 0.5)."""
     rounds: int = 2
     """Bisection rounds; trainings = 3 + 2 * rounds."""
     criterion: Literal["probe", "success"] = "probe"
@@ -50,8 +50,9 @@ class LambdaSearchConfig:
     """Environment for the 'success' criterion."""
     eval_episodes: int = 20
     """Start/goal pairs per trial for the 'success' criterion."""
-    device: str = "cpu"
-    """Device for scoring (training uses the train config's device)."""
+    device: str = "auto"
+    """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N': device for scoring (training uses the train
+    config's device)."""
 
     def validate(self) -> None:
         if not (0.0 < self.low < self.high):
@@ -61,7 +62,7 @@ class LambdaSearchConfig:
                     where=_WHERE)
         if self.criterion == "success" and not self.env:
             raise LewmError("lambda-search: the success criterion needs --env (two-room, pusht)")
-        check_field(self.eval_episodes >= 1, "eval_episodes", self.eval_episodes, "must be >= 1", where=_WHERE)
+        check_positive_ints(self, ("eval_episodes",), prefix="", where=_WHERE)
 
 
 def bisect_maximum(score: Callable[[float], float], low: float, high: float, rounds: int,
@@ -111,11 +112,11 @@ def _score_run(run_dir: Path, config: LambdaSearchConfig) -> float:
 
         result = probe(run_dir, [config.target], config=ProbeConfig(fit_mlp=False), device=config.device)
         return float(result[config.target]["linear"]["r"])
-    from lewm.evaluation import default_eval_config, evaluate
+    from lewm.evaluation import evaluate
+    from lewm.workflows.common import eval_protocol
 
-    protocol = default_eval_config(config.env)
-    protocol.episodes = config.eval_episodes
-    result = evaluate(run_dir, config.env, config=protocol, device=config.device)
+    result = evaluate(run_dir, config.env, config=eval_protocol(config.env, config.eval_episodes),
+                      device=config.device)
     return float(result["success_rate"])
 
 

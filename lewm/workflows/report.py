@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tabulate import tabulate
+
 from lewm.data import EpisodeFile
 from lewm.envs.registry import canonical_name
 from lewm.errors import LewmError
@@ -44,8 +46,8 @@ class ReportConfig:
     """Start/goal pairs when the report runs the protocol."""
     target: str | None = None
     """Probe target (default: proprio when the data has it, else state[0:2])."""
-    device: str = "cpu"
-    """Device for encoding and planning."""
+    device: str = "auto"
+    """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N': device for encoding and planning."""
 
 
 def _cached(path: Path, current: Callable[[dict[str, Any]], bool],
@@ -114,11 +116,11 @@ def gather(run_dir: Path, config: ReportConfig, log: Callable[[str], None] = pri
     if config.evaluate and summary.get("eval", {}).get("protocol", {}).get("checkpoint_step") != run.step:
         if config.env is None:
             raise LewmError("report: --evaluate needs --env (two-room, pusht)")
-        from lewm.evaluation import default_eval_config, evaluate
+        from lewm.evaluation import evaluate
+        from lewm.workflows.common import eval_protocol
 
         log(f"{run_dir}: planning protocol ({config.eval_episodes} episodes on {config.env})")
-        protocol = default_eval_config(config.env)
-        protocol.episodes = config.eval_episodes
+        protocol = eval_protocol(config.env, config.eval_episodes)
         summary["eval"] = evaluate(run, config.env, config=protocol, device=config.device)
     rows = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
     train_rows = [row for row in rows if row.get("split") == "train"]
@@ -180,10 +182,14 @@ def comparison_table(summaries: list[dict[str, Any]], names: list[str]) -> list[
 
 
 def markdown_table(rows: list[list[str]]) -> str:
-    """A Markdown table with aligned columns (also readable as plain text)."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    line = lambda row: "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"  # noqa: E731
-    return "\n".join([line(rows[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows[1:])])
+    """A GitHub Markdown table with aligned columns (also readable as plain text). Cells are kept as written:
+    tabulate would otherwise reformat a column of numbers ("0.950" -> "0.95") that the report already formatted."""
+    return tabulate(rows[1:], headers=rows[0], tablefmt="github", disable_numparse=True)
+
+
+def html_table(rows: list[list[str]]) -> str:
+    """The same table as HTML, the first row as header cells, every cell escaped."""
+    return tabulate(rows[1:], headers=rows[0], tablefmt="html", disable_numparse=True)
 
 
 CURVES = (("pred_loss", "train", "prediction loss (train)"), ("effective_rank", "train", "effective rank (train)"),
@@ -249,12 +255,10 @@ def report(runs: list[Path], out: Path, config: ReportConfig | None = None,
         + [f"## {title}\n\n![{title}]({file})\n" for title, file in images]
     )
     atomic_write_text(out / "report.md", markdown)
-    cells = lambda row, tag: "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in row)  # noqa: E731
     page = ["<!doctype html><meta charset='utf-8'><title>lewm report</title>",
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #bbb;padding:4px 8px;text-align:left}img{max-width:100%}</style>",
-            "<h1>lewm report</h1>", "<table>", f"<tr>{cells(rows[0], 'th')}</tr>",
-            *(f"<tr>{cells(row, 'td')}</tr>" for row in rows[1:]), "</table>",
+            "<h1>lewm report</h1>", html_table(rows),
             *(f"<h2>{html.escape(title)}</h2><img src='{file}' alt='{html.escape(title)}'>" for title, file in images)]
     atomic_write_text(out / "report.html", "\n".join(page))
     numbers = {"runs": [{key: value for key, value in s.items() if key != "metrics"} for s in summaries],

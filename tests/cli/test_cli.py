@@ -91,6 +91,17 @@ def test_params_prints_paper_sizes(capsys) -> None:
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
 
 
+def test_params_and_demo_flags_parse_with_tyro(capsys) -> None:
+    assert run(["params", "--preset", "tiny", "--action-dim", "3"]) == 0
+    assert capsys.readouterr().out.startswith("preset tiny (image 32px, action_dim 3)")
+    assert run(["params", "--preset=cpu"]) == 0
+    assert capsys.readouterr().out.startswith("preset cpu (image 64px, action_dim 2)")
+    # the environment is checked before anything is collected
+    assert run(["demo", "--env", "moon", "--out", "unused"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lewm demo: error: unknown environment 'moon': choose one of two-room, pusht"
+
+
 def test_unknown_command_fails(capsys) -> None:
     assert run(["fly"]) == 2
     assert "unknown command 'fly'" in capsys.readouterr().err

@@ -1,15 +1,16 @@
-"""Episode collection into the community HDF5 layout, and the `lewm collect` command."""
+"""Episode collection into the community HDF5 layout (the command line: test_collect_cli.py)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from lewm.cli.main import run
-from lewm.data.hdf5 import EpisodeFile
+import lewm.envs.collect as collect_module
+from lewm.data.hdf5 import EpisodeFile, file_attributes
 from lewm.envs import TwoRoomEnv, render_frames
 from lewm.envs.collect import collect
 from lewm.envs.two_room import in_wall
@@ -28,6 +29,12 @@ def expert_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def _columns(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as file:
         return {name: file[name][()] for name in file}
+
+
+def _same_columns(first: Path, second: Path) -> bool:
+    """Both files hold the same datasets with equal values (NaN equal to NaN: each episode's last action)."""
+    a, b = _columns(first), _columns(second)
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f") for k in a)
 
 
 def test_file_has_the_community_layout(expert_file) -> None:
@@ -128,46 +135,102 @@ def test_expert_windows_are_rarely_trivial(tmp_path: Path) -> None:
     assert short["nontrivial_fraction"] is None
 
 
-# -- command line --------------------------------------------------------------------------------------
+# -- interrupted collections and --resume ---------------------------------------------------------------------
 
 
-def test_cli_collects(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "cli.h5"
-    args = ["collect", "--env", "two-room", "--policy", "random", "--episodes", "3", "--out", str(out),
-            "--steps", "30", "--image-size", "16", "--no-progress"]
-    assert run(args) == 0
-    printed = capsys.readouterr().out
-    assert "wrote 3 two-room/random episodes (90 rows, 16 px)" in printed
-    with EpisodeFile(out) as episodes:
-        assert episodes.num_episodes == 3 and episodes.image_shape == (16, 16, 3)
-    assert run([*args, "--append"]) == 0
-    with EpisodeFile(out) as episodes:
-        assert episodes.num_episodes == 6
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """7 random episodes in one go: what every resumed file below must equal."""
+    path = tmp_path_factory.mktemp("whole") / "whole.h5"
+    collect("two-room", "random", 7, path, num_envs=3, **SMALL)
+    return path
+
+
+def test_the_file_records_the_settings(uninterrupted: Path) -> None:
+    attrs = file_attributes(uninterrupted)
+    assert attrs == {
+        "complete_episodes": 7, "collect_env": "two-room", "collect_policy": "random", "collect_steps": 40,
+        "collect_image_size": 32, "collect_seed": 0, "collect_noise_std": 1.0, "collect_compression": "none",
+    }
+
+
+def test_resume_after_a_failure_equals_an_uninterrupted_run(uninterrupted: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "resumed.h5"
+    real = collect_module.simulate_episodes
+    calls = []
+
+    def fail_on_the_third_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(collect_module, "simulate_episodes", fail_on_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        collect("two-room", "random", 7, path, num_envs=2, **SMALL)
+    with EpisodeFile(path) as episodes:
+        assert episodes.num_episodes == 4  # two committed batches of 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resumed.h5"]
+    monkeypatch.setattr(collect_module, "simulate_episodes", real)
+    summary = collect("two-room", "random", 7, path, mode="resume", num_envs=2, **SMALL)
+    assert summary["first_episode"] == 4 and summary["episodes"] == 3
+    assert _same_columns(path, uninterrupted)
+    again = collect("two-room", "random", 7, path, mode="resume", **SMALL)  # complete already: nothing to do
+    assert again["episodes"] == 0 and again["nontrivial_fraction"] is None and _same_columns(path, uninterrupted)
+
+
+def test_resume_starts_a_missing_file_and_one_without_a_complete_episode(uninterrupted: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.h5"
+    collect("two-room", "random", 7, missing, mode="resume", **SMALL)
+    assert _same_columns(missing, uninterrupted)
+    empty = tmp_path / "empty.h5"  # what a run killed before its first commit leaves
+    with h5py.File(empty, "w") as file:
+        file.attrs["complete_episodes"] = 0
+    collect("two-room", "random", 7, empty, mode="resume", **SMALL)
+    assert _same_columns(empty, uninterrupted)
+    zero_bytes = tmp_path / "zero.h5"
+    zero_bytes.touch()
+    collect("two-room", "random", 7, zero_bytes, mode="resume", **SMALL)
+    assert _same_columns(zero_bytes, uninterrupted)
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
+    ("change", "message"),
     [
-        (["--policy", "greedy"], "unknown policy 'greedy'"),
-        (["--policy", "weak", "--env", "two-room"], "policy 'weak' is for pusht only"),
-        (["--policy", "expert", "--episodes", "0"], "episodes = 0 is invalid"),
-        (["--policy", "expert", "--env", "cube"], "unknown environment 'cube': choose one of two-room, pusht"),
-        (["--policy", "expert", "--episodes", "two"], "invalid int value"),
-        (["--policy", "expert", "--overwrite", "--append"], "not allowed with argument"),
+        (dict(image_size=16), "the file was collected with image_size = 32, not 16"),
+        (dict(steps_per_episode=30), "the file was collected with steps = 40, not 30"),
+        (dict(seed=3), "the file was collected with seed = 0, not 3"),
+        (dict(policy="expert"), "the file was collected with policy = 'random', not 'expert'"),
+        (dict(noise_std=0.5), "the file was collected with noise_std = 1.0, not 0.5"),
+        (dict(compression="gzip"), "the file was collected with compression = 'none', not 'gzip'"),
+        (dict(env_name="pusht"), "the file was collected with env = 'two-room', not 'pusht'"),
+        (dict(episodes=2), "the file holds 3 episodes, more than episodes = 2"),
     ],
 )
-def test_cli_bad_values_exit_2_with_one_line(tmp_path: Path, capsys, extra: list[str], message: str) -> None:
-    args = ["collect", "--episodes", "1", "--out", str(tmp_path / "c.h5"), "--image-size", "8", *extra]
-    assert run(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and "\n" not in err
+def test_resume_with_other_settings_is_refused(tmp_path: Path, change: dict, message: str) -> None:
+    path = tmp_path / "partial.h5"
+    collect("two-room", "random", 3, path, **SMALL)
+    before = _columns(path)
+    args = dict(env_name="two-room", policy="random", episodes=7, out=path, mode="resume", **SMALL)
+    with pytest.raises(LewmError, match=re.escape(f"{path}: cannot resume: {message}")):
+        collect(**{**args, **change})
+    after = _columns(path)
+    assert all(np.array_equal(before[k], after[k], equal_nan=True) for k in before)
 
 
-def test_cli_refuses_an_existing_out(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "exists.h5"
-    out.write_bytes(b"precious")
-    args = ["collect", "--policy", "expert", "--episodes", "1", "--out", str(out), "--no-progress"]
-    assert run(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert "file exists; pass --overwrite" in err and "\n" not in err
-    assert out.read_bytes() == b"precious"
+def test_resume_needs_recorded_settings(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.h5"
+    collect("two-room", "random", 2, path, **SMALL)
+    collect("two-room", "random", 1, path, mode="a", seed=5, **SMALL)  # mixed settings: the record goes
+    assert not any(key.startswith("collect_") for key in file_attributes(path))
+    with pytest.raises(LewmError, match="cannot resume: the file records no collect settings"):
+        collect("two-room", "random", 5, path, mode="resume", **SMALL)
+
+
+def test_append_with_the_same_settings_keeps_the_record(uninterrupted: Path, tmp_path: Path) -> None:
+    path = tmp_path / "grown.h5"
+    collect("two-room", "random", 4, path, **SMALL)
+    collect("two-room", "random", 3, path, mode="a", **SMALL)
+    assert file_attributes(path) == file_attributes(uninterrupted)
+    assert _same_columns(path, uninterrupted)

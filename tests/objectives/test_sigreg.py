@@ -34,7 +34,7 @@ def test_degenerate_embeddings_score_far_higher(sigreg: SIGReg) -> None:
     assert gaussian < 1.5
     for name, value in {"constant": constant, "zeros": zeros, "N(0,9)": badly_scaled, "rank 1": low_rank}.items():
         assert value > 15 * gaussian, f"{name}: {value:.2f} not far above the Gaussian {gaussian:.2f}"
-    # the REFERENCE measured N(0, 9) at about 68 for B=128, D=192
+    # docs/reference.md section 2 gives N(0, 9) at about 68 for B=128, D=192
     assert badly_scaled == pytest.approx(68, rel=0.1)
 
 

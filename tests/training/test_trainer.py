@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from lewm.errors import LewmError
 from lewm.runs import load_checkpoint
 from lewm.training import train
 from lewm.training.metrics import read_metrics
+from lewm.training.trainer import Trainer
 
 
 def _train_rows(run: Path) -> list[dict]:
@@ -104,7 +107,7 @@ def test_run_directory_contents(lambda_runs: dict[float, Path], dots_file: Path)
 
 
 def test_resume_after_interruptions_matches_an_uninterrupted_run(tiny_config, dots_file: Path, tmp_path: Path) -> None:
-    # 40 steps cross an epoch boundary (21 training episodes x 21 clips / 16 = 27 steps per epoch)
+    # 40 steps cross an epoch boundary (22 training episodes x 21 clips // 16 = 28 steps per epoch)
     straight = tiny_config(dots_file, tmp_path / "straight", steps=40)
     train(straight)
 
@@ -125,23 +128,31 @@ def test_resume_after_interruptions_matches_an_uninterrupted_run(tiny_config, do
     assert steps == sorted(set(steps)) == list(range(5, 41, 5))  # no step logged twice
 
 
-def test_missing_data_file_is_named(tiny_config, tmp_path: Path) -> None:
-    with pytest.raises(LewmError, match="nowhere.h5.*does not exist"):
-        train(tiny_config(tmp_path / "nowhere.h5", tmp_path / "run"))
-
-
 def test_batch_larger_than_the_data_is_explained(tiny_config, dots_file: Path, tmp_path: Path) -> None:
     config = tiny_config(dots_file, tmp_path / "run")
     config.optim.batch_size = 100_000
     with pytest.raises(LewmError, match="training clips, fewer than optim.batch_size = 100000"):
         train(config)
+    assert not (tmp_path / "run").exists()  # more bad-data cases: test_bad_data.py
 
 
-def test_action_dim_mismatch_is_named(tiny_config, dots_file: Path, tmp_path: Path) -> None:
-    config = tiny_config(dots_file, tmp_path / "run")
-    config.model.action_dim = 3
-    with pytest.raises(LewmError, match="'action' has 2 dimensions but model.action_dim = 3"):
-        train(config)
+def test_sigterm_stops_at_a_step_boundary_with_a_checkpoint(tiny_config, dots_file: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    step_once = Trainer.train_step
+
+    def step_then_sigterm(self: Trainer, clip: dict) -> tuple:
+        terms = step_once(self, clip)
+        if self.step == 7:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a cluster's scheduler would, in the middle of a run
+        return terms
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_sigterm)
+    handler_before = signal.getsignal(signal.SIGTERM)
+    result = train(tiny_config(dots_file, tmp_path / "run", steps=40))
+    assert result.stopped_early and result.step == 7
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 7
+    assert "stopped at step 7/40; continue with --resume" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # the process's own handler is back
 
 
 def test_existing_run_is_not_overwritten(tiny_config, lambda_runs: dict[float, Path], dots_file: Path) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from lewm.cli.main import run
-from lewm.workflows.lambda_search import bisect_maximum
+from lewm.errors import LewmError
+from lewm.workflows.lambda_search import LambdaSearchConfig, bisect_maximum
 
 
 @pytest.mark.parametrize("peak", [0.003, 0.09, 0.4])
@@ -75,3 +76,10 @@ def test_lambda_search_rejects_bad_input_in_one_line(tworoom_run: tuple[Path, Pa
     assert run([*base, "--criterion", "success"]) == 2
     assert "needs --env" in capsys.readouterr().err
     assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+
+
+@pytest.mark.parametrize("episodes", [0, -3, 2.5, True])
+def test_eval_episodes_must_be_a_positive_integer(episodes) -> None:
+    with pytest.raises(LewmError, match=f"^lambda-search: eval_episodes = {episodes!r} is invalid: must be an "
+                                        "integer >= 1$"):
+        LambdaSearchConfig(eval_episodes=episodes).validate()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from lewm.cli.main import run
 from lewm.training import train
+from lewm.workflows.report import html_table, markdown_table
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +79,19 @@ def test_report_errors_name_the_run(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "missing" in err and "not a trained run" in err and len(err.splitlines()) == 1
     assert run(["report", "--out", str(tmp_path / "r")]) == 2
     assert "at least one run" in capsys.readouterr().err
+
+
+def test_tables_keep_every_cell_as_written_and_escape_html() -> None:
+    """One header row and a row per quantity, in Markdown and in HTML; numbers stay the text the report chose
+    ("0.100" is not shortened to 0.1) and markup in a cell is shown, not interpreted."""
+    rows = [["", "lewm", "runs/<b>"], ["training steps", "1500", "300"], ["probe r, linear", "0.100", "0.950"],
+            ["planning success (95% CI)", "84% (70%-93%)", "0.0100"]]  # the last column is all numbers
+    lines = markdown_table(rows).splitlines()
+    assert len(lines) == len(rows) + 1 and set(lines[1]) <= {"|", "-"}  # header, rule, one line per row
+    assert len({len(line) for line in lines}) == 1  # aligned columns
+    for line, row in zip([lines[0], *lines[2:]], rows, strict=True):
+        assert [cell.strip() for cell in line.strip("|").split("|")] == row
+    page = html_table(rows)
+    assert page.count("<tr>") == len(rows) and page.count("<th>") == len(rows[0])
+    assert [html.unescape(cell.strip()) for cell in re.findall(r"<t[hd]>(.*?)</t[hd]>", page)] == sum(rows, [])
+    assert "runs/&lt;b&gt;" in page and "<b>" not in page
