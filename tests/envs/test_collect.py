@@ -1,8 +1,14 @@
-"""Episode collection into the community HDF5 layout (the command line: test_collect_cli.py)."""
+"""Episode collection into the community HDF5 layout, and a collection killed with SIGKILL that --resume finishes
+into the file an uninterrupted run writes (the command-line options and errors: test_collect_cli.py)."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -10,7 +16,8 @@ import numpy as np
 import pytest
 
 import lewm.envs.collect as collect_module
-from lewm.data.hdf5 import EpisodeFile, file_attributes
+from lewm.cli.main import run
+from lewm.data.hdf5 import COMPLETE_KEY, EpisodeFile, file_attributes
 from lewm.envs import TwoRoomEnv, render_frames
 from lewm.envs.collect import collect
 from lewm.envs.two_room import in_wall
@@ -234,3 +241,50 @@ def test_append_with_the_same_settings_keeps_the_record(uninterrupted: Path, tmp
     collect("two-room", "random", 3, path, mode="a", **SMALL)
     assert file_attributes(path) == file_attributes(uninterrupted)
     assert _same_columns(path, uninterrupted)
+
+
+def _complete_episodes(path: Path) -> int:
+    """The committed episode count of a file another process is writing, 0 while it cannot be read yet.
+    HDF5 locks a file open for writing; only its root attribute is read here, without the lock."""
+    try:
+        with h5py.File(path, "r", locking=False) as file:
+            return int(file.attrs.get(COMPLETE_KEY, 0))
+    except (OSError, KeyError, ValueError, RuntimeError):
+        return 0
+
+
+@pytest.mark.slow
+def test_sigkill_mid_collection_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    """kill -9 once the file holds 20 episodes (one committed per batch of --num-envs 1, with 380 to go): the file
+    opens and holds only complete episodes, equal to the first ones of an uninterrupted run, nothing else is left
+    in the folder, and --resume completes it."""
+    episodes, steps = 400, 20
+    reference = tmp_path / "reference" / "whole.h5"
+    reference.parent.mkdir()
+    collect("two-room", "expert", episodes, reference, steps_per_episode=steps, image_size=8, progress=False)
+    out = tmp_path / "killed" / "data.h5"
+    out.parent.mkdir()
+    args = ["collect", "--env", "two-room", "--policy", "expert", "--episodes", str(episodes), "--out", str(out),
+            "--steps", str(steps), "--image-size", "8", "--num-envs", "1", "--no-progress"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "lewm.cli.main", *args], env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while _complete_episodes(out) < 20 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL, output  # killed, not finished
+
+    with EpisodeFile(out) as file:
+        kept, rows = file.num_episodes, file.num_rows
+    assert 20 <= kept < episodes, "the kill did not land mid-run"
+    assert [p.name for p in out.parent.iterdir()] == ["data.h5"]  # no temporary file
+    whole, cut = _columns(reference), _columns(out)
+    for name in ("pixels", "action", "proprio", "state", "episode_idx", "step_idx"):
+        assert np.array_equal(cut[name][:rows], whole[name][:rows], equal_nan=True), name
+    assert np.array_equal(cut["ep_len"][:kept], whole["ep_len"][:kept])
+
+    assert run([*args, "--resume"]) == 0
+    assert _same_columns(out, reference)
+    assert [p.name for p in out.parent.iterdir()] == ["data.h5"]
