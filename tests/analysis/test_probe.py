@@ -74,8 +74,7 @@ def test_agent_position_is_read_back_far_better_than_a_shuffled_control(tworoom_
     result = probe(run_dir, ["proprio"], config=FAST)
     linear, mlp = result["proprio"]["linear"], result["proprio"]["mlp"]
     assert result["proprio"]["dims"] == 2 and len(linear["r_per_dim"]) == 2
-    # docs/reference.md section 8: LeWM's agent position is linearly decodable (paper r 0.996); measured here 0.978 at
-    # 1500 steps
+    # docs/reference.md section 8: LeWM's agent position is linearly decodable (paper r 0.996)
     assert linear["r"] > 0.9 and mlp["r"] > 0.9, result
     assert linear["mse"] < 0.2
     meta = result["_meta"]

@@ -59,7 +59,7 @@ def test_episode_straightness_reads_each_episode_in_order_every_stride_steps(tmp
 
 
 def test_trained_embeddings_are_straighter_than_the_same_frames_shuffled_in_time(tworoom_run) -> None:
-    """The tiny model trained 1500 steps on expert Two-Room paths: its episodes are far straighter than their own
+    """The tiny model trained 3000 steps on expert Two-Room paths: its episodes are far straighter than their own
     frames in a random order (measured over all 30 episodes: 0.20 vs -0.44, every episode; training seeds 1 and 2:
     0.10 vs -0.46 and -0.06 vs -0.46). An untrained encoder of the same size does not get there (-0.32 vs -0.45)."""
     _, run_dir = tworoom_run

@@ -57,7 +57,7 @@ def test_report_compares_lewm_and_pldm(tworoom_run: tuple[Path, Path], pldm_twor
         assert summary["surprise"]["teleport"]["n"] >= 3
         assert summary["eval"]["episodes"] == 4 and 0 <= summary["eval"]["success_rate"] <= 1
         assert (folder / "eval" / "eval.json").is_file() and (folder / "surprise" / "surprise.png").is_file()
-    assert lewm_numbers["probe"]["linear"]["r"] > 0.9  # the 1500-step tiny LeWM model encodes the agent
+    assert lewm_numbers["probe"]["linear"]["r"] > 0.9  # the 3000-step tiny LeWM model encodes the agent
     page = (out / "report.html").read_text()
     assert page.count("<tr>") == len(result["table"]) and "curves.png" in page
     assert "| probe r, linear" in (out / "report.md").read_text()
