@@ -187,11 +187,10 @@ def import_official(source: str | Path, out: Path, frameskip: int | None = None,
     if data is not None and not data.is_file():
         raise LewmError(f"{data}: --data file does not exist")
     folder: OfficialFolder = resolve(str(source))
-    where_config = f"{folder.source}/config.json"
-    block_dim = read_official_config(folder.config, where=where_config).action_block_dim
+    model_config = read_official_config(folder.config, where=f"{folder.source}/config.json")
     sizes = _action_sizes(env, data, folder.side, action_key)
-    skip, action_dim, split_from = split_action_block(block_dim, frameskip, sizes, folder.side)
-    model_config = read_official_config(folder.config, (skip, action_dim), where=where_config)
+    skip, action_dim, split_from = split_action_block(model_config.action_block_dim, frameskip, sizes, folder.side)
+    model_config.frameskip, model_config.action_dim = skip, action_dim  # the same block size, split
     stats, stats_from, notes = _action_stats(data, folder.side, action_dim, action_key)
     model = LeWM(model_config)
     load_official_weights(model, read_weights(folder.weights), f"{folder.source}/weights.pt")
