@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from lewm.errors import LewmError
+from lewm.errors import LewmError, first_line
 from lewm.utils.io import atomic_write, atomic_write_text
 
 WEIGHTS = "weights.pt"
@@ -54,7 +54,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise LewmError(f"{path}: cannot read {what} ({str(error).splitlines()[0]})") from error
+        raise LewmError(f"{path}: cannot read {what} ({first_line(error)})") from error
     if not isinstance(value, dict):
         raise LewmError(f"{path}: {what} must hold a JSON object, got {type(value).__name__}")
     return value
@@ -96,8 +96,7 @@ def download_from_hub(source: str) -> OfficialFolder:
     except hub_errors.EntryNotFoundError as error:
         raise LewmError(f"{source}: the repository lacks {CONFIG} or {WEIGHTS}") from error
     except hub_errors.HfHubHTTPError as error:  # after its subclasses above: a 5xx, a 401, a rate limit ...
-        reason = (str(error).splitlines() or [type(error).__name__])[0]
-        raise LewmError(f"{source}: the hub refused the download ({reason})") from error
+        raise LewmError(f"{source}: the hub refused the download ({first_line(error)})") from error
     folder = paths[0].parent
     try:  # lewm's side file, present only in repositories written by `lewm export`
         huggingface_hub.hf_hub_download(repo, SIDE_FILE, revision=revision)
@@ -119,8 +118,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a corrupt file can fail anywhere in the unpickler (IndexError, KeyError ...)
-        reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
-        raise LewmError(f"{path}: not a readable PyTorch state dict ({reason})") from error
+        raise LewmError(f"{path}: not a readable PyTorch state dict ({first_line(error)})") from error
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]  # a Lightning checkpoint: the model's weights sit under "state_dict" ...
         if state and all(key.startswith("model.") for key in state):

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from lewm.errors import LewmError
+from lewm.errors import LewmError, first_line
 from lewm.utils.io import atomic_write
 
 REQUIRED_KEYS = ("model", "step", "config")
@@ -26,8 +26,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as error:  # a corrupt file can fail anywhere in the unpickler (IndexError, KeyError ...)
-        reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
-        raise LewmError(f"{path}: corrupt or unreadable checkpoint ({reason})") from error
+        raise LewmError(f"{path}: corrupt or unreadable checkpoint ({first_line(error)})") from error
     if not isinstance(state, dict):
         raise LewmError(f"{path}: not a lewm checkpoint (holds a {type(state).__name__}, expected a dict)")
     missing = [key for key in REQUIRED_KEYS if key not in state]
