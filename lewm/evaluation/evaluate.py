@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lewm.data import EpisodeFile, split_episodes
+from lewm.data import EpisodeFile, held_out_episodes
 from lewm.envs import make
 from lewm.errors import LewmError
 from lewm.evaluation.protocol import (
@@ -49,8 +49,9 @@ def start_episodes(num_episodes: int, split: str, val_fraction: float, seed: int
     run's validation episodes, or its training episodes when it has none ('train (no validation episodes)')."""
     if split == "all":
         return np.arange(num_episodes), "all"
-    train, val = split_episodes(num_episodes, val_fraction, seed)
-    return (val, "val") if len(val) else (train, "train (no validation episodes)")
+    episodes = held_out_episodes(num_episodes, val_fraction, seed)
+    # a validation split always leaves a training episode, so only the fallback holds every episode
+    return episodes, ("val" if len(episodes) < num_episodes else "train (no validation episodes)")
 
 
 def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = None,
