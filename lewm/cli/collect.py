@@ -77,9 +77,8 @@ def main(argv: list[str]) -> int:
 
 
 def _collect(args: CollectArgs) -> dict[str, Any]:
-    """Run the collection; library errors lose their "collect: " prefix (the error line already names the
-    command), and Ctrl-C becomes one line saying what the file kept."""
-    from lewm.envs.collect import WHERE, collect  # after parsing, so --help stays quick
+    """Run the collection; Ctrl-C becomes one line saying what the file kept."""
+    from lewm.envs.collect import collect  # after parsing, so --help stays quick
 
     try:
         return collect(
@@ -87,8 +86,6 @@ def _collect(args: CollectArgs) -> dict[str, Any]:
             seed=args.seed, noise_std=args.noise, mode=args.mode, num_envs=args.num_envs, progress=args.progress,
             workers=args.workers, compression=args.compression,
         )
-    except LewmError as error:
-        raise LewmError(str(error).removeprefix(f"{WHERE}: ")) from None
     except KeyboardInterrupt:
         kept = "keeps its complete episodes" if args.out.exists() else "was not created"
         raise LewmError(f"interrupted: {args.out} {kept}; run the same command with --resume to finish") from None

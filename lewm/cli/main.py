@@ -137,7 +137,8 @@ def run(argv: list[str]) -> int:
         with _one_line_tyro_errors(rest, name):
             return importlib.import_module(COMMANDS[name][0]).main(rest)
     except LewmError as error:
-        print(f"lewm {name}: error: {error}", file=sys.stderr)
+        # a library message that starts with the command's own name ("probe: ...") would read it twice
+        print(f"lewm {name}: error: {str(error).removeprefix(f'{name}: ')}", file=sys.stderr)
         return 2
 
 
