@@ -4,10 +4,9 @@
     python benchmarks/plan_speed.py --device cuda --compile --json plan.json
     python benchmarks/plan_speed.py --preset cpu            # the CPU demo's model
 
-One plan = 300 samples x 30 iterations x horizon 5 with 3 frames of history (docs/reference.md section 12), on random
-weights
-(timing only; the AdaLN gates are randomised so the predictor is not the identity). The same CEM noise drives
-both LeWM planners, and the script reports how far apart their plans are and the fast plan's cost under the
+One plan = 300 samples x 30 iterations x horizon 5 with 3 frames of history (docs/reference.md section 12), on
+random weights (timing only; the AdaLN gates are randomised so the predictor is not the identity). The same CEM
+noise drives both LeWM planners, and the script reports how far apart their plans are and the fast plan's cost under the
 eager fp32 model against the eager plan's (near-tied candidates may swap elites under float rounding):
 - eager: `LeWM.rollout` on the history repeated for every sample (fp32, what the model code does as written);
 - fast: `lewm.model.FastRollout` (shared observed prefix, AdaLN once per block, last-token readout, matmul

@@ -6,9 +6,8 @@ a target column (`proprio`, `state`, or a slice such as `state[0:2]`), or an ang
 (`sincos(state[4])`: a raw angle in [0, 2 pi) jumps where it wraps, which no smooth probe can follow, so a
 raw-angle probe would report a low r even for embeddings that hold the angle exactly). Targets are z-scored
 with the training episodes' statistics, so the reported MSE is in units of the target's standard deviation
-(docs/reference.md section 8, the paper's LeWM Two-Room figure: MSE 0.008, Pearson r 0.996). Episodes, never frames,
-are split, so a probe
-is never tested on frames adjacent to ones it was fitted on.
+(docs/reference.md section 8, the paper's LeWM Two-Room figure: MSE 0.008, Pearson r 0.996). Episodes, never
+frames, are split, so a probe is never tested on frames adjacent to ones it was fitted on.
 
 Shapes: N frames, D embedding dim, K target dims.
 """

@@ -13,8 +13,8 @@ from lewm.utils.io import atomic_write_text
 
 @dataclass
 class SurpriseArgs:
-    """Surprise (next-embedding prediction error) around a teleport and a colour change (docs/reference.md section
-    8)."""
+    """Surprise (next-embedding prediction error) around a teleport and a colour change
+    (docs/reference.md section 8)."""
 
     run: Path
     """Run directory written by lewm train."""

@@ -253,9 +253,9 @@ def collect(
     `episodes` episodes (refused unless the file records the same settings; a missing file is started). Columns:
     pixels (T, S, S, 3) uint8, action (T, 2) float32 (NaN on each episode's last row), proprio and state; the writer
     adds episode_idx/step_idx/ep_len/ep_offset. Two-Room: proprio (T, 2) = state (T, 2) = agent xy. Push-T
-    (docs/reference.md section 11 order): state (T, 7) = agent xy, block xy, block angle, agent velocity; proprio (T,
-    4) = agent xy,
-    agent velocity. `noise_std` None takes `DEFAULT_NOISE` (the weak policy has no noise and ignores it).
+    (docs/reference.md section 11 order): state (T, 7) = agent xy, block xy, block angle, agent velocity;
+    proprio (T, 4) = agent xy, agent velocity. `noise_std` None takes `DEFAULT_NOISE` (the weak policy has no
+    noise and ignores it).
 
     The summary has episodes (written by this call), first_episode (the file's count before), rows, seconds,
     episodes_per_second and nontrivial_fraction: the share of 25-step windows (the evaluation's start/goal pairs)

@@ -114,8 +114,8 @@ class Rollouts:
 
 def draw_pairs(data: EpisodeFile, episodes: np.ndarray, count: int, goal_offset: int, seed: int,
                state_key: str = "state") -> Pairs:
-    """Draw `count` start rows uniformly among rows with step <= ep_len - goal_offset - 1 (docs/reference.md section
-    6)."""
+    """Draw `count` start rows uniformly among rows with step <= ep_len - goal_offset - 1
+    (docs/reference.md section 6)."""
     if state_key not in data.columns:
         raise LewmError(f"{data.path}: no {state_key!r} column: evaluation needs states to reset the environment")
     candidates = np.concatenate([
