@@ -440,7 +440,7 @@ def load_train_config(path: Path) -> TrainConfig:
 
 
 TRAIN_USAGE = ("lewm train --data FILE.h5 --out RUN_DIR [--preset paper|cpu|tiny] [--steps N | --epochs N] "
-         "[--objective lewm|pldm] [--resume]")
+               "[--objective lewm|pldm] [--resume]")
 
 
 def _objective_shorthand(argv: list[str]) -> list[str]:

@@ -69,13 +69,14 @@ CEM_ITERATIONS = {"pusht": 30}
 """CEM iterations per environment where the paper departs from 10 (30 on Push-T)."""
 
 
-def default_eval_config(env_name: str) -> EvalConfig:
-    """The paper protocol for an environment: 50 pairs, goal 25 steps ahead, budget 50, CEM 300 x 30 elites,
-    10 iterations (30 on Push-T)."""
+def default_eval_config(env_name: str, episodes: int = EvalConfig.episodes) -> EvalConfig:
+    """The paper protocol for an environment: goal 25 steps ahead, budget 50, CEM 300 x 30 elites, 10 iterations
+    (30 on Push-T), on `episodes` start/goal pairs (paper: 50; the demo, the report and lambda search use fewer
+    on a CPU, and only that may differ from the paper)."""
     from lewm.envs.registry import canonical_name
 
     iterations = CEM_ITERATIONS.get(canonical_name(env_name), 10)
-    return EvalConfig(planner=CEMConfig(iterations=iterations))
+    return EvalConfig(episodes=episodes, planner=CEMConfig(iterations=iterations))
 
 
 @dataclass

@@ -22,11 +22,10 @@ from lewm.data import EpisodeFile
 from lewm.envs.collect import collect
 from lewm.envs.registry import canonical_name
 from lewm.errors import LewmError
-from lewm.evaluation import EvalConfig, evaluate
+from lewm.evaluation import EvalConfig, default_eval_config, evaluate
 from lewm.runs import load_checkpoint
 from lewm.training import train
 from lewm.utils.io import atomic_write_text
-from lewm.workflows.common import eval_protocol
 
 
 @dataclass
@@ -146,7 +145,7 @@ def run_demo(out: Path = Path("runs/demo"), plan: DemoPlan | None = None, train_
     timings["train_minutes"] = (time.perf_counter() - start) / 60
 
     start = time.perf_counter()
-    eval_config = eval_config or eval_protocol(env, plan.eval_episodes)
+    eval_config = eval_config or default_eval_config(env, plan.eval_episodes)
     log(f"[3/3] planning towards {eval_config.episodes} goals 25 steps ahead (and a random policy on the same pairs)")
     result = evaluate(run_dir, env, data_path=data, config=eval_config, out_dir=out / "eval")
     timings["eval_minutes"] = (time.perf_counter() - start) / 60

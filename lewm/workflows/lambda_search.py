@@ -112,10 +112,9 @@ def _score_run(run_dir: Path, config: LambdaSearchConfig) -> float:
 
         result = probe(run_dir, [config.target], config=ProbeConfig(fit_mlp=False), device=config.device)
         return float(result[config.target]["linear"]["r"])
-    from lewm.evaluation import evaluate
-    from lewm.workflows.common import eval_protocol
+    from lewm.evaluation import default_eval_config, evaluate
 
-    result = evaluate(run_dir, config.env, config=eval_protocol(config.env, config.eval_episodes),
+    result = evaluate(run_dir, config.env, config=default_eval_config(config.env, config.eval_episodes),
                       device=config.device)
     return float(result["success_rate"])
 

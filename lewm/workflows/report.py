@@ -116,11 +116,10 @@ def gather(run_dir: Path, config: ReportConfig, log: Callable[[str], None] = pri
     if config.evaluate and summary.get("eval", {}).get("protocol", {}).get("checkpoint_step") != run.step:
         if config.env is None:
             raise LewmError("report: --evaluate needs --env (two-room, pusht)")
-        from lewm.evaluation import evaluate
-        from lewm.workflows.common import eval_protocol
+        from lewm.evaluation import default_eval_config, evaluate
 
         log(f"{run_dir}: planning protocol ({config.eval_episodes} episodes on {config.env})")
-        protocol = eval_protocol(config.env, config.eval_episodes)
+        protocol = default_eval_config(config.env, config.eval_episodes)
         summary["eval"] = evaluate(run, config.env, config=protocol, device=config.device)
     rows = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
     train_rows = [row for row in rows if row.get("split") == "train"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from einops import rearrange
 from lewm.cli.main import run
 from lewm.data import NormStats, write_episodes
 from lewm.envs.collect import collect
-from lewm.evaluation import EvalConfig
+from lewm.evaluation import EvalConfig, default_eval_config
 from lewm.evaluation.protocol import executed_blocks, normalised_action_bounds, outside_box
 from lewm.planning import CEMConfig
 from lewm.training import train
@@ -195,7 +196,6 @@ def test_demo_pipeline_on_a_tiny_budget_then_reuses_its_stages(tmp_path: Path, t
 
 def test_protocol_defaults_follow_the_paper_per_environment() -> None:
     from lewm.cli.eval import parse_eval_args
-    from lewm.evaluation import default_eval_config
 
     assert default_eval_config("pusht").planner.iterations == 30  # paper: 30 on Push-T
     assert default_eval_config("Push-T").planner.iterations == 30
@@ -240,3 +240,13 @@ def test_median_final_errors_per_environment() -> None:
     assert errors["agent"] == pytest.approx(4.0) and errors["block"] == pytest.approx(10.0)
     assert errors["angle_deg"] == pytest.approx(10.0)
     assert set(median_final_errors("two-room", states[:, :2], goals[:, :2])) == {"agent"}
+
+
+@pytest.mark.parametrize(("env", "iterations"), [("two-room", 10), ("pusht", 30), ("Push-T", 30)])
+def test_default_eval_config_with_fewer_pairs_changes_nothing_else(env: str, iterations: int) -> None:
+    """What the demo, the report and lambda search run: the paper's protocol on fewer start/goal pairs."""
+    protocol = default_eval_config(env, 7)
+    assert protocol.episodes == 7 and protocol.planner.iterations == iterations
+    assert protocol == dataclasses.replace(default_eval_config(env), episodes=7)  # nothing else differs
+    assert default_eval_config(env).episodes == 50  # the paper's
+    assert default_eval_config(env, 7).planner is not protocol.planner  # each call gets its own, free to change

@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 import torch
 
-from lewm.evaluation import EvalConfig, evaluate
+from lewm.evaluation import EvalConfig, default_eval_config, evaluate
 from lewm.model import LeWM
 from lewm.planning import CEMConfig
 from lewm.runs import load_run, write_model_run
-from lewm.workflows.common import eval_protocol
 
 MIN_SUCCESS, MIN_LEAD_OVER_RANDOM = 0.3, 0.2
 """The bar: success rate at least this, and at least this much above the random policy's on the same pairs."""
@@ -29,7 +28,7 @@ def _protocol() -> EvalConfig:
     """The paper's protocol (goal 25 steps ahead, budget 50) on 100 pairs drawn from all 30 episodes (the fixture
     holds out only 3, too few distinct starts for a stable rate), CEM with 200 samples instead of 300 (46% instead
     of 47%, in 4 s instead of 7)."""
-    protocol = eval_protocol("two-room", 100)
+    protocol = default_eval_config("two-room", 100)
     protocol.split, protocol.videos = "all", 0
     protocol.planner = CEMConfig(samples=200, elites=20, iterations=10)
     return protocol
