@@ -77,9 +77,9 @@ def data_name(env: str, plan: DemoPlan) -> str:
 def demo_train_config(data: Path, run_dir: Path, plan: DemoPlan | None = None) -> TrainConfig:
     """The cpu preset pointed at the demo's data, with the plan's history (Two-Room: 1, as the paper).
 
-    Measured on 2 cores (Two-Room): 1500 steps take about 6 minutes and reach 90% success (lambda 0.2; 76%
-    with the paper's 0.1) against 18% for random actions; history 3 planned no better at 600 steps and costs
-    3x more per plan (scripts/success_curve.py, docs/tworoom_cpu_curve.png).
+    Measured on 2 cores (Two-Room): 1500 steps take about 6 minutes and reach 90% success (lambda 0.2;
+    docs/tworoom_cpu_demo.json) against 18% for random actions, 80-82% over three other training seeds
+    (docs/tworoom_cpu_demo_seeds.json), and 76% with the paper's lambda 0.1 (docs/tworoom_cpu_curve.json).
     """
     plan = plan or DemoPlan()
     config = preset("cpu")
