@@ -1,10 +1,12 @@
-"""Collect Two-Room or Push-T episodes into a community-layout HDF5 file (docs/reference.md section 4).
+"""Collect Two-Room, Push-T, Reacher or Cube episodes into a community-layout HDF5 file (docs/reference.md
+section 4).
 
 Episodes are simulated in batches of `num_envs` (Two-Room: the vectorised `step_positions`; Push-T: pymunk, one
-episode after another), rendered with the environment's `render_frames` from the float32 states that are stored
-(so a dataset frame equals the environment's frame of that state) and streamed to disk with `EpisodeWriter` one
-episode at a time, straight into the output file, with a commit after every batch: a killed collection leaves a
-valid file of its committed episodes (no temporary file), and `mode="resume"` continues it.
+episode after another; Reacher and Cube: MuJoCo, one episode after another), rendered with the environment's
+`render_frames` from the states that are stored (so a dataset frame equals the environment's frame of that
+state) and streamed to disk with `EpisodeWriter` one episode at a time, straight into the output file, with a
+commit after every batch: a killed collection leaves a valid file of its committed episodes (no temporary
+file), and `mode="resume"` continues it.
 
 Each episode draws its random numbers from its own generator seeded with (seed, episode number), so the file
 depends on the seed alone, not on `num_envs`, and appending or resuming with the same seed continues the
@@ -14,7 +16,9 @@ episodes are recorded in the file's attributes (`CollectSettings`), so a resume 
 The expert chases a moving target: on arrival (< 16 px) the next target is drawn uniformly over the free area,
 so the agent keeps moving and start/goal pairs 25 steps apart are rarely trivially close (docs/reference.md section 6).
 Push-T also offers "weak", the reference's own collection policy (random actions kept near the block,
-`lewm.envs.pusht_weak`).
+`lewm.envs.pusht_weak`). Reacher's expert is lewm's joint-space controller chasing moving joint goals
+(`lewm.envs.reacher_expert`; the reference's SAC expert is not published); Cube's is OGBench's scripted
+CubeMarkovOracle (`lewm.envs.cube_expert`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -39,7 +44,7 @@ from lewm.envs import pusht
 from lewm.envs.checks import positive_int
 from lewm.envs.policies import expert_directions, random_actions
 from lewm.envs.pusht_expert import block_motion, simulate_pusht
-from lewm.envs.registry import canonical_name
+from lewm.envs.registry import MUJOCO_ENVS, canonical_name
 from lewm.envs.two_room import (
     DEFAULT_GEOMETRY,
     TwoRoomGeometry,
@@ -63,9 +68,13 @@ GOAL_OFFSET = 25
 BLOCK_MOTION = 20.0
 """Push-T: a 25-step window counts as moving the block when the block goes further than this (world units,
 the success test's position tolerance) or turns more than pi/9 (its angle tolerance)."""
-DEFAULT_NOISE = {"two-room": 1.0, "pusht": 0.1}
+DEFAULT_NOISE = {"two-room": 1.0, "pusht": 0.1, "reacher": 0.3, "cube": 0.1}
 """Expert action noise per environment: Two-Room's wide noise covers the action space while crossing rooms;
-the Push-T expert must stay on its contact point, so it gets a little."""
+the Push-T expert must stay on its contact point, so it gets a little; Reacher's joint controller gets enough
+to cover the torque box; Cube's oracle is OGBench's own noisy expert (its noise argument)."""
+MUJOCO_BATCH = 4
+"""Episodes per batch for the environments simulated one episode after another (Push-T, Reacher, Cube): a
+batch only groups work for the worker processes, and its frames travel between processes at once."""
 
 
 def _check_policy(env: str, policy: str) -> None:
@@ -88,10 +97,14 @@ class CollectSettings:
     seed: int
     noise_std: float
     compression: str | None
+    shadows: bool | None = None
+    """Cube only: frames rendered with shadows (the reference) or without (faster on a CPU); None elsewhere."""
 
     def attributes(self) -> dict[str, Any]:
-        """The settings as HDF5 root attributes (None, which HDF5 cannot store, as "none")."""
-        return {SETTINGS_PREFIX + name: "none" if value is None else value for name, value in asdict(self).items()}
+        """The settings as HDF5 root attributes (None, which HDF5 cannot store, as "none"; `shadows` only when it
+        applies, so files of the other environments keep their attributes)."""
+        fields = {name: value for name, value in asdict(self).items() if name != "shadows" or value is not None}
+        return {SETTINGS_PREFIX + name: "none" if value is None else value for name, value in fields.items()}
 
     def difference(self, attrs: Mapping[str, Any]) -> str | None:
         """The first setting that `attrs` records otherwise, as 'NAME = RECORDED, not CURRENT'; None if all agree."""
@@ -102,9 +115,9 @@ class CollectSettings:
 
 
 def collect_settings(env_name: str, policy: str, steps: Any, image_size: Any, seed: Any, noise_std: Any,
-                     compression: Any) -> CollectSettings:
+                     compression: Any, shadows: Any = None) -> CollectSettings:
     """Check the arguments that shape the episodes (a LewmError names the first bad one); noise None takes the
-    environment's `DEFAULT_NOISE`."""
+    environment's `DEFAULT_NOISE`, shadows None Cube's reference rendering (with shadows)."""
     env = canonical_name(env_name)
     _check_policy(env, policy)
     steps = positive_int(WHERE, "steps_per_episode", steps)
@@ -116,7 +129,18 @@ def collect_settings(env_name: str, policy: str, steps: Any, image_size: Any, se
     check_field(is_number and math.isfinite(noise) and noise >= 0, "noise_std", noise,
                 "must be a finite number >= 0", WHERE)
     check_field(compression in (None, "gzip", "lzf"), "compression", compression, "use gzip, lzf or none", WHERE)
-    return CollectSettings(env, policy, steps, image_size, int(seed), float(noise), compression)
+    if env != "cube" and shadows is not None:
+        raise LewmError(f"{WHERE}: shadows = {shadows!r} applies to cube only, not {env!r}")
+    check_field(shadows in (None, True, False), "shadows", shadows, "must be True or False", WHERE)
+    shadows = (True if shadows is None else bool(shadows)) if env == "cube" else None
+    return CollectSettings(env, policy, steps, image_size, int(seed), float(noise), compression, shadows)
+
+
+def recorded_env_options(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor options an environment needs so that its frames look like a file's (from the file's root
+    attributes): Cube's `shadows` when the file records it; empty otherwise."""
+    shadows = attrs.get(SETTINGS_PREFIX + "shadows")
+    return {} if shadows is None or isinstance(shadows, str) else {"shadows": bool(shadows)}
 
 
 def nontrivial_fraction(states: np.ndarray, offset: int = GOAL_OFFSET, distance: float = 16.0) -> float | None:
@@ -193,10 +217,35 @@ def simulate_two_room(
     return states, actions
 
 
+def simulate_mujoco(name: str, ids: np.ndarray, policy: str, steps: int, seed: int, noise_std: float,
+                    image_size: int, shadows: bool | None = None) -> list[dict[str, np.ndarray]]:
+    """Reacher or Cube: simulate and render the episodes `ids`. Columns: pixels, action, state (qpos then qvel,
+    float64 so that replaying the actions from a stored state reproduces the next ones), proprio and observation
+    (the reference environment's state-observation vector). Reacher: proprio = state (joint angles and
+    velocities); Cube: proprio = the reference's proprioceptive part of its observation."""
+    if name == "reacher":
+        from lewm.envs.reacher import render_frames as render
+        from lewm.envs.reacher_expert import simulate_reacher
+
+        states, actions, observations = simulate_reacher(ids, policy, steps, seed, noise_std)
+        proprios = states.astype(np.float32)
+    else:
+        from lewm.envs.cube import render_frames
+        from lewm.envs.cube_expert import simulate_cube
+
+        states, actions, observations, proprios = simulate_cube(ids, policy, steps, seed, noise_std)
+        render = partial(render_frames, shadows=bool(shadows))
+    return [{"pixels": render(state, image_size), "action": action, "proprio": proprio, "state": state,
+             "observation": observation}
+            for state, action, observation, proprio in zip(states, actions, observations, proprios, strict=True)]
+
+
 def simulate_episodes(name: str, ids: np.ndarray, policy: str, steps: int, seed: int, noise_std: float,
-                      image_size: int) -> list[dict[str, np.ndarray]]:
+                      image_size: int, shadows: bool | None = None) -> list[dict[str, np.ndarray]]:
     """Simulate and render the episodes `ids` of environment `name`: one dict of columns per episode
-    (pixels, action, proprio, state), ready for `EpisodeWriter.add_episode`."""
+    (pixels, action, proprio, state; Reacher and Cube also observation), ready for `EpisodeWriter.add_episode`."""
+    if name in MUJOCO_ENVS:
+        return simulate_mujoco(name, ids, policy, steps, seed, noise_std, image_size, shadows)
     if name == "pusht":
         states, actions = simulate_pusht(ids, policy, steps, seed, noise_std)
     else:
@@ -243,6 +292,7 @@ def collect(
     progress: bool = True,
     workers: int = 1,
     compression: str | None = None,
+    shadows: bool | None = None,
 ) -> dict[str, Any]:
     """Write `episodes` episodes of `steps_per_episode` frames to `out`; return a summary dict.
 
@@ -251,19 +301,22 @@ def collect(
     frame instead of 150 KB). mode "x" refuses an existing file, "w" replaces it, "a" appends `episodes` episodes
     (numbered after the ones already there), "resume" continues an interrupted collection until the file holds
     `episodes` episodes (refused unless the file records the same settings; a missing file is started). Columns:
-    pixels (T, S, S, 3) uint8, action (T, 2) float32 (NaN on each episode's last row), proprio and state; the writer
+    pixels (T, S, S, 3) uint8, action (T, A) float32 (NaN on each episode's last row), proprio and state; the writer
     adds episode_idx/step_idx/ep_len/ep_offset. Two-Room: proprio (T, 2) = state (T, 2) = agent xy. Push-T
     (docs/reference.md section 11 order): state (T, 7) = agent xy, block xy, block angle, agent velocity;
-    proprio (T, 4) = agent xy, agent velocity. `noise_std` None takes `DEFAULT_NOISE` (the weak policy has no
-    noise and ignores it).
+    proprio (T, 4) = agent xy, agent velocity. Reacher and Cube: see `simulate_mujoco`. `noise_std` None takes
+    `DEFAULT_NOISE` (the weak policy has no noise and ignores it). `shadows` (Cube only; None: True, the
+    reference's frames) renders Cube with or without shadows, recorded so that evaluation renders alike.
 
     The summary has episodes (written by this call), first_episode (the file's count before), rows, seconds,
     episodes_per_second and nontrivial_fraction: the share of 25-step windows (the evaluation's start/goal pairs)
     that are not trivial — Two-Room: start and end more than 16 px apart; Push-T: the block moves more than 20 units
-    or turns more than pi/9 — and for Push-T trivial_fraction, the share whose start already passes the success
-    test. Both are None when no window fits (or nothing was written).
+    or turns more than pi/9; Reacher: the start is not within the success tolerance of the end; Cube: the cube
+    moves more than 0.04 m — and (not Two-Room) trivial_fraction, the share whose start already passes the
+    success test. Both are None when no window fits (or nothing was written).
     """
-    settings = collect_settings(env_name, policy, steps_per_episode, image_size, seed, noise_std, compression)
+    settings = collect_settings(env_name, policy, steps_per_episode, image_size, seed, noise_std, compression,
+                                shadows)
     episodes = positive_int(WHERE, "episodes", episodes)
     num_envs = positive_int(WHERE, "num_envs", num_envs)
     workers = positive_int(WHERE, "workers", workers)
@@ -341,13 +394,12 @@ def _write_episodes(writer: EpisodeWriter, settings: CollectSettings, ids: range
                     progress: bool) -> list[np.ndarray]:
     """Simulate the episodes `ids` in batches, add them in order and commit after every batch; return each
     episode's states (T, S_dim) for the summary."""
-    # Two-Room simulates num_envs episodes at once (vectorised); Push-T simulates its episodes one after another
-    # (each from a fresh pymunk space), so its batches only group work for the worker processes and stay small
-    # (a batch's frames travel between processes at once).
-    size = num_envs if settings.env == "two-room" else min(num_envs, 4)
+    # Two-Room simulates num_envs episodes at once (vectorised); the others one episode after another
+    size = num_envs if settings.env == "two-room" else min(num_envs, MUJOCO_BATCH)
     batches = [np.arange(begin, min(begin + size, ids.stop)) for begin in range(ids.start, ids.stop, size)]
     task = partial(simulate_episodes, settings.env, policy=settings.policy, steps=settings.steps,
-                   seed=settings.seed, noise_std=settings.noise_std, image_size=settings.image_size)
+                   seed=settings.seed, noise_std=settings.noise_std, image_size=settings.image_size,
+                   shadows=settings.shadows)
     states: list[np.ndarray] = []
     description = f"collect {settings.env}/{settings.policy}"
     with tqdm(total=ids.stop, initial=ids.start, desc=description, unit="ep", disable=not progress) as bar:
@@ -363,6 +415,10 @@ def _write_episodes(writer: EpisodeWriter, settings: CollectSettings, ids: range
 def _window_fractions(env: str, states: list[np.ndarray]) -> dict[str, float | None]:
     """The summary's window shares over the episodes' states (None for each when there are none)."""
     stacked = np.stack(states) if states else None  # E T S_dim
+    if env in MUJOCO_ENVS:
+        module = import_module("lewm.envs.reacher_expert" if env == "reacher" else "lewm.envs.cube_expert")
+        empty = {"nontrivial_fraction": None, "trivial_fraction": None}
+        return empty if stacked is None else module.window_fractions(stacked)
     if env == "two-room":
         return {"nontrivial_fraction": None if stacked is None else nontrivial_fraction(stacked)}
     return {"nontrivial_fraction": None if stacked is None else block_moving_fraction(stacked),

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from lewm.data import EpisodeFile, held_out_episodes
+from lewm.data.hdf5 import file_attributes
 from lewm.envs import make
+from lewm.envs.collect import recorded_env_options
 from lewm.errors import LewmError
 from lewm.evaluation.protocol import (
     EvalConfig,
@@ -76,9 +78,11 @@ def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = 
                                          run.config.seed)
         pairs = draw_pairs(data, episodes, config.episodes, config.goal_offset, config.seed)
         image_size = data.image_shape[0]
+    env_options = recorded_env_options(file_attributes(data_path))  # render as the data were (Cube's shadows)
     planned = run_planner(run.model, run.stats, env_name, pairs, image_size, config, torch_device,
-                          action_key=run.config.data.action_key, progress=progress)
-    random = run_random(env_name, pairs, image_size, config.budget, config.seed, videos=0, progress=progress)
+                          action_key=run.config.data.action_key, progress=progress, env_options=env_options)
+    random = run_random(env_name, pairs, image_size, config.budget, config.seed, videos=0, progress=progress,
+                        env_options=env_options)
 
     trivial = planned.solved_at_start
     count = len(pairs.rows)
@@ -99,7 +103,7 @@ def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = 
                                  ("random", random.final_states))},
         "protocol": {
             "env": env_name, "data": str(data_path), "run": str(run_dir), "checkpoint": checkpoint,
-            "checkpoint_step": run.step,
+            "checkpoint_step": run.step, "env_options": env_options,
             "split": split, "start_episodes": len(episodes), "goal_offset": config.goal_offset, "budget": config.budget,
             "seed": config.seed, "planner": dataclasses.asdict(config.planner), "rollout": config.rollout,
             "receding_horizon": "all planned blocks executed before replanning",

@@ -140,22 +140,34 @@ def wilson_interval(successes: int, total: int) -> tuple[float, float]:
 
 def median_final_errors(env_name: str, states: np.ndarray, goals: np.ndarray) -> dict[str, float]:
     """Median distance to the goal of (E, S) states: Two-Room agent (px); Push-T agent and block (world units)
-    and wrapped block angle (degrees). Says what a failed policy got wrong, where a success rate cannot."""
+    and wrapped block angle (degrees); Reacher the worst joint (degrees, plain difference as its success test);
+    Cube the cube (m). Says what a failed policy got wrong, where a success rate cannot."""
     states, goals = np.asarray(states, dtype=np.float64), np.asarray(goals, dtype=np.float64)
-    errors = {"agent": np.linalg.norm(states[:, :2] - goals[:, :2], axis=1)}  # E
-    if canonical_name(env_name) == "pusht":
+    env = canonical_name(env_name)
+    if env == "reacher":
+        errors = {"joint_deg": np.degrees(np.abs(states[:, :2] - goals[:, :2]).max(axis=1))}  # E
+    elif env == "cube":
+        from lewm.envs.cube import CUBE_QPOS
+
+        errors = {"cube": np.linalg.norm(states[:, CUBE_QPOS] - goals[:, CUBE_QPOS], axis=1)}  # E
+    else:
+        errors = {"agent": np.linalg.norm(states[:, :2] - goals[:, :2], axis=1)}  # E
+    if env == "pusht":
         errors["block"] = np.linalg.norm(states[:, 2:4] - goals[:, 2:4], axis=1)  # E
         errors["angle_deg"] = np.degrees(np.abs(wrap_angle(states[:, 4] - goals[:, 4])))  # E
     return {name: float(np.median(values)) for name, values in errors.items()}
 
 
-def reset_envs(env_name: str, pairs: Pairs, image_size: int, budget: int) -> tuple[list[Any], np.ndarray]:
+def reset_envs(env_name: str, pairs: Pairs, image_size: int, budget: int, env_options: dict[str, Any] | None = None
+               ) -> tuple[list[Any], np.ndarray]:
     """One environment per pair, reset to its start and goal states -> (envs, (E, S, S, 3) first observations).
 
-    Every policy starts from these, so planners and the random policy are compared on the same episodes."""
+    Every policy starts from these, so planners and the random policy are compared on the same episodes.
+    `env_options` are further constructor options that make the frames look like the data's (Cube's shadows:
+    `lewm.envs.collect.recorded_env_options`)."""
     envs, frames = [], []
     for start, goal in zip(pairs.starts, pairs.goals, strict=True):
-        env = make(env_name, image_size=image_size, max_episode_steps=budget + 1)
+        env = make(env_name, image_size=image_size, max_episode_steps=budget + 1, **(env_options or {}))
         obs, _ = env.reset(options={"state": start, "goal_state": goal})
         envs.append(env)
         frames.append(obs["pixels"])
@@ -173,10 +185,10 @@ def _final_states(envs: list[Any]) -> np.ndarray:
 
 
 def run_random(env_name: str, pairs: Pairs, image_size: int, budget: int, seed: int, videos: int = 0,
-               progress: bool = False) -> Rollouts:
+               progress: bool = False, env_options: dict[str, Any] | None = None) -> Rollouts:
     """Uniform random actions in the action space for `budget` steps, on the same pairs (`progress`: a bar of
-    environment steps on stderr)."""
-    envs, first = reset_envs(env_name, pairs, image_size, budget)
+    environment steps on stderr; `env_options` as `reset_envs`)."""
+    envs, first = reset_envs(env_name, pairs, image_size, budget, env_options)
     rng = np.random.default_rng(seed + 1)
     solved = _solved_at_start(envs, pairs)
     success = solved.copy()
@@ -338,16 +350,17 @@ def _planning_bar(config: EvalConfig, frameskip: int, progress: bool) -> tqdm:
 
 @torch.inference_mode()
 def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, image_size: int, config: EvalConfig,
-                device: torch.device, action_key: str = "action", progress: bool = False) -> Rollouts:
+                device: torch.device, action_key: str = "action", progress: bool = False,
+                env_options: dict[str, Any] | None = None) -> Rollouts:
     """Receding-horizon CEM (`receding_horizon`) with the model: plan H blocks for every unfinished episode at
     once from its encoded history, execute them all, replan.
 
     CEM samples inside the environment's action box (in normalised units), and the history the model is
     conditioned on holds the executed actions, normalised again. `progress`: a bar of CEM iterations on stderr,
-    with the environment step and the episodes solved so far."""
+    with the environment step and the episodes solved so far; `env_options` as `reset_envs`."""
     frameskip, history = model.config.frameskip, model.config.history
     block_dim = frameskip * model.config.action_dim
-    envs, frames = reset_envs(env_name, pairs, image_size, config.budget)
+    envs, frames = reset_envs(env_name, pairs, image_size, config.budget, env_options)
     low, high = envs[0].action_space.low, envs[0].action_space.high  # A_dim each, one environment kind
     bounds = normalised_action_bounds(low, high, stats, action_key, frameskip)
     planner = CEMPlanner(config.planner, block_dim=block_dim, bounds=bounds)

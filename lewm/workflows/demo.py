@@ -20,7 +20,7 @@ from typing import Any
 from lewm.config import TrainConfig, preset
 from lewm.data import EpisodeFile
 from lewm.envs.collect import collect
-from lewm.envs.registry import canonical_name
+from lewm.envs.registry import DATA_PREFIX, canonical_name
 from lewm.errors import LewmError
 from lewm.evaluation import EvalConfig, default_eval_config, evaluate
 from lewm.runs import load_checkpoint
@@ -66,7 +66,7 @@ stays within 100 units of the block), on which CEM with the true physics solves 
 25-step windows; history 3 as the paper on Push-T (one frame does not show the agent's velocity, which carries
 over between blocks under the PD controller); 4000 steps (about half an hour here) and a 30-iteration evaluation;
 a step checkpoint every 1000 for the success curve."""
-DATA_PREFIX = {"two-room": "tworoom", "pusht": "pusht"}
+
 
 
 def data_name(env: str, plan: DemoPlan) -> str:

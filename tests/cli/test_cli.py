@@ -99,7 +99,7 @@ def test_params_and_demo_flags_parse_with_tyro(capsys) -> None:
     # the environment is checked before anything is collected
     assert run(["demo", "--env", "moon", "--out", "unused"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "lewm demo: error: unknown environment 'moon': choose one of two-room, pusht"
+    assert err == "lewm demo: error: unknown environment 'moon': choose one of two-room, pusht, reacher, cube"
 
 
 def test_unknown_command_fails(capsys) -> None:

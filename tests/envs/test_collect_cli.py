@@ -63,7 +63,9 @@ def test_help_shows_every_option(capsys) -> None:
         (["--policy", "expert", "--steps", "-3"], "steps_per_episode = -3 is invalid: must be an integer >= 1"),
         (["--policy", "expert", "--num-envs", "0"], "num_envs = 0 is invalid: must be an integer >= 1"),
         (["--policy", "expert", "--noise", "-1"], "noise_std = -1.0 is invalid: must be a finite number >= 0"),
-        (["--policy", "expert", "--env", "cube"], "unknown environment 'cube': choose one of two-room, pusht"),
+        (["--policy", "expert", "--env", "mars"],
+         "unknown environment 'mars': choose one of two-room, pusht, reacher, cube"),
+        (["--policy", "expert", "--no-shadows"], "shadows = False applies to cube only, not 'two-room'"),
     ],
 )
 def test_bad_values_exit_2_with_one_line(tmp_path: Path, capsys, extra: list[str], message: str) -> None:

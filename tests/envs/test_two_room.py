@@ -312,11 +312,11 @@ def test_gymnasium_env_checker_passes() -> None:
 
 
 def test_registry_and_gymnasium_id() -> None:
-    assert ENV_NAMES == ("two-room", "pusht")
+    assert ENV_NAMES == ("two-room", "pusht", "reacher", "cube")
     for name in ("two-room", "tworoom", "two_room", "Two-Room"):
         assert isinstance(make(name, image_size=16), TwoRoomEnv)
     assert make("two-room", image_size=48).observation_space["pixels"].shape == (48, 48, 3)
-    with pytest.raises(LewmError, match="unknown environment 'nope': choose one of two-room, pusht"):
+    with pytest.raises(LewmError, match="unknown environment 'nope': choose one of two-room, pusht, reacher, cube"):
         make("nope")
     env = gymnasium.make("lewm/TwoRoom-v0", image_size=16)
     obs, _ = env.reset(seed=0)
