@@ -2,7 +2,8 @@
 # Push-T at paper size on one GPU, end to end, resumable: run it again after an interruption.
 #
 #   1. collect 20,000 episodes x 100 steps at 224 px with the reference's collection policy (`--policy weak`:
-#      random actions whose target point stays within 100 units of the block; lzf-compressed frames, all cores)
+#      random actions whose target point stays within 100 units of the block; lzf-compressed frames, all cores;
+#      resumable)
 #   2. train the `paper` preset: ViT-Tiny 224 px patch 14, predictor depth 6, history 3, batch 128, 10 epochs,
 #      AdamW 5e-5, lambda 0.1, 1024 SIGReg projections, bf16 on CUDA
 #   3. evaluate with the paper protocol: 50 start/goal pairs from held-out episodes, goal 25 steps ahead,
@@ -25,44 +26,10 @@
 # pairs; on weak data it solves 98% (docs/pusht_difficulty_*.json, scripts/pusht_difficulty.py, 1000 episodes,
 # one seed). POLICY=expert collects with the scripted expert instead.
 #
-# Every stage can be shrunk through the environment, e.g. the smoke test in tests/scripts runs:
+# The stages are scripts/paper_run.sh's. Every stage can be shrunk through the environment, e.g. the smoke test in
+# tests/scripts runs:
 #   OUT=/tmp/pt EPISODES=6 STEPS=40 IMAGE_SIZE=32 PRESET=tiny DEVICE=cpu WORKERS=1 \
 #   TRAIN_ARGS="--steps 4" EVAL_ARGS="--episodes 2 --samples 8 --elites 2 --iterations 1" scripts/pusht_paper.sh
 set -euo pipefail
-
-OUT=${OUT:-runs/pusht_paper}
-EPISODES=${EPISODES:-20000}
-POLICY=${POLICY:-weak}
-STEPS=${STEPS:-100}
-IMAGE_SIZE=${IMAGE_SIZE:-224}
-WORKERS=${WORKERS:-$(nproc)}
-PRESET=${PRESET:-paper}
-DEVICE=${DEVICE:-cuda}
-TRAIN_ARGS=${TRAIN_ARGS:---data.num-workers 12}
-EVAL_ARGS=${EVAL_ARGS:-}
-
-mkdir -p "$OUT"
-DATA="$OUT/pusht_${POLICY}_train.h5"
-RUN="$OUT/run"
-
-if [ -f "$DATA" ]; then
-  echo "[1/3] reusing $DATA"
-else
-  echo "[1/3] collecting $EPISODES $POLICY Push-T episodes x $STEPS steps at $IMAGE_SIZE px -> $DATA"
-  PARTIAL="$OUT/pusht_${POLICY}_train.partial.h5"  # renamed when complete, so a crash never leaves a short file
-  lewm collect --env pusht --policy "$POLICY" --episodes "$EPISODES" --steps "$STEPS" --image-size "$IMAGE_SIZE" \
-    --workers "$WORKERS" --compression lzf --out "$PARTIAL" --overwrite
-  mv "$PARTIAL" "$DATA"
-fi
-
-RESUME=()
-if [ -f "$RUN/checkpoints/last.pt" ]; then
-  RESUME=(--resume)
-fi
-echo "[2/3] training the $PRESET preset in $RUN"
-# shellcheck disable=SC2086  # TRAIN_ARGS holds several flags
-lewm train --preset "$PRESET" --data "$DATA" --out "$RUN" --device "$DEVICE" "${RESUME[@]}" $TRAIN_ARGS
-
-echo "[3/3] planning towards goals 25 steps ahead, beside a random policy on the same start/goal pairs"
-# shellcheck disable=SC2086
-lewm eval --run "$RUN" --env pusht --device "$DEVICE" $EVAL_ARGS
+ENV=pusht LABEL=Push-T EPISODES=${EPISODES:-20000} POLICY=${POLICY:-weak} STEPS=${STEPS:-100} \
+  OUT=${OUT:-runs/pusht_paper} exec bash "$(dirname "$0")/paper_run.sh"
