@@ -4,10 +4,11 @@ event.
 For held-out episodes of a run's data, three versions of the same trajectory are rendered from its stored
 states, frames a frameskip apart, with the stored actions:
   control   the trajectory as it happened;
-  teleport  from the event frame on, the moving object jumps (Two-Room: the agent; Push-T: the block) by a
-            fixed displacement and carries on from there — physically impossible;
+  teleport  from the event frame on, the moving object jumps (Two-Room: the agent; Push-T: the block; Reacher:
+            the arm's joints; Cube: the cube) by a fixed displacement and carries on from there — physically
+            impossible;
   colour    from the event frame on, the same object is drawn in another colour — visually new, physically
-            the same.
+            the same (the paper's Cube claim: a colour change is not significant, a teleport is).
 Surprise at frame t is || predict(z_{t-h..t-1}, actions) - z_t ||^2 with the run's own history h. A paired
 one-sided t-test (scipy) compares each perturbation with the control at the event frame, over episodes; the
 effect size is Cohen's d_z (mean paired difference / its standard deviation).
@@ -18,6 +19,7 @@ Shapes: E episodes, T frames, D embedding dim, K action block width.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,9 @@ from scipy.stats import ttest_rel
 from tqdm import tqdm
 
 from lewm.data import EpisodeFile, split_episodes
+from lewm.data.hdf5 import file_attributes
 from lewm.envs import pusht, two_room
+from lewm.envs.collect import recorded_env_options
 from lewm.envs.registry import canonical_name
 from lewm.errors import LewmError
 from lewm.model import LeWM
@@ -37,32 +41,73 @@ from lewm.utils.device import resolve_device
 from lewm.utils.plotting import pyplot
 
 KINDS = ("control", "teleport", "colour")
-TELEPORT = {"two-room": 60.0, "pusht": 120.0}
-"""Jump of the perturbed object (world units): about a third of the free area."""
 EPISODES_PER_BATCH = 8
 """Episodes rendered and scored at once."""
 
 
+@dataclass(frozen=True)
+class Perturbation:
+    """How an environment's moving object is teleported and recoloured (one per environment)."""
+
+    columns: slice
+    """State columns of the object's position (Two-Room: the agent; Push-T: the block; Reacher: the two joint
+    angles; Cube: the cube's x and y)."""
+    jump: float
+    """Jump along each of those columns, towards the middle of the reachable range, in state units: about a
+    third of the free area (Two-Room 60 px, Push-T 120 units), 1 rad per joint, 0.1 m for the cube (2.5 times
+    its success tolerance)."""
+    low: float
+    """Lower clip of the moved coordinates (so the object stays on the canvas / within joint range)."""
+    high: float
+    """Upper clip."""
+    centre: float | None
+    """The middle the jump heads for; None: the mean position of the episodes at the event (Cube, whose table
+    is not centred at 0)."""
+
+
+PERTURBATIONS = {
+    "two-room": Perturbation(slice(0, 2), 60.0, 21.0, 203.0, 112.0),
+    "pusht": Perturbation(slice(2, 4), 120.0, 0.0, 512.0, 256.0),
+    # a 1-rad jump towards 0 keeps the wrist inside its +-160 deg (2.79 rad) range; the shoulder is unlimited
+    "reacher": Perturbation(slice(0, 2), 1.0, -np.inf, np.inf, 0.0),
+    "cube": Perturbation(slice(14, 16), 0.1, -np.inf, np.inf, None),  # checked against lewm.envs.cube.CUBE_QPOS
+}
+"""Each environment's teleport."""
+
+
 def _perturbed_states(env: str, states: np.ndarray, event: int) -> np.ndarray:
-    """(E, T, S) states with the object moved by a fixed jump from frame `event` on (towards the centre)."""
+    """(E, T, S) states with the object moved by a fixed jump from frame `event` on (towards the middle)."""
+    spec = PERTURBATIONS[env]
     moved = states.copy()
-    columns = slice(0, 2) if env == "two-room" else slice(2, 4)
-    centre = 112.0 if env == "two-room" else 256.0
-    position = states[:, event, columns]  # E 2
+    position = states[:, event, spec.columns]  # E 2
+    centre = position.mean(axis=0) if spec.centre is None else spec.centre
     direction = np.where(position < centre, 1.0, -1.0)  # jump towards the middle, so it stays in the arena
-    moved[:, event:, columns] += TELEPORT[env] * direction[:, None, :]
-    low, high = (21.0, 203.0) if env == "two-room" else (0.0, 512.0)  # stay on the canvas
-    moved[:, event:, columns] = np.clip(moved[:, event:, columns], low, high)
+    moved[:, event:, spec.columns] += spec.jump * direction[:, None, :]
+    moved[:, event:, spec.columns] = np.clip(moved[:, event:, spec.columns], spec.low, spec.high)
     return moved
 
 
-def _renderer(env: str, size: int) -> Callable[[np.ndarray, bool], np.ndarray]:
-    """render(states (T, S), recolour) -> (T, size, size, 3) frames of the environment."""
+def _renderer(env: str, size: int, options: dict[str, Any]) -> Callable[[np.ndarray, bool], np.ndarray]:
+    """render(states (T, S), recolour) -> (T, size, size, 3) frames of the environment (`options`: the data's
+    rendering options, Cube's shadows). The colour change: Two-Room's agent blue, Push-T's block orange,
+    Reacher's arm blue, Cube's cube green."""
     if env == "two-room":
         return lambda states, recolour: two_room.render_frames(
             states[:, :2], size, agent_color=(0.0, 0.0, 255.0) if recolour else two_room.AGENT_COLOR)
-    return lambda states, recolour: pusht.render_frames(
-        states, size, block_color=(230, 120, 30) if recolour else pusht.BLOCK_COLOR)
+    if env == "pusht":
+        return lambda states, recolour: pusht.render_frames(
+            states, size, block_color=(230, 120, 30) if recolour else pusht.BLOCK_COLOR)
+    if env == "reacher":
+        from lewm.envs.reacher import render_frames as render_reacher
+
+        return lambda states, recolour: render_reacher(states, size, arm_rgb=(0.2, 0.3, 0.9) if recolour else None)
+    from lewm.envs.cube import CUBE_QPOS
+    from lewm.envs.cube import render_frames as render_cube
+
+    if CUBE_QPOS.start != PERTURBATIONS["cube"].columns.start:
+        raise AssertionError(f"the cube's position moved in the state: {CUBE_QPOS}")
+    return lambda states, recolour: render_cube(states, size, cube_rgba=(0.1, 0.8, 0.2, 1.0) if recolour else None,
+                                                **options)
 
 
 def _surprise(model: LeWM, frames: torch.Tensor, blocks: torch.Tensor) -> np.ndarray:
@@ -127,13 +172,14 @@ def surprise(run_dir: Path | LoadedRun, env: str, data_path: Path | None = None,
         states = np.stack([state_column[data.ep_offset[e] : data.ep_offset[e] + span : frameskip] for e in chosen])
         actions = np.stack([action_column[data.ep_offset[e] : data.ep_offset[e] + span - 1] for e in chosen])
         size = data.image_shape[0]
+    options = recorded_env_options(file_attributes(data_path))  # render as the data were (Cube's shadows)
     states = states.astype(np.float64)  # E T S
     actions = np.nan_to_num(np.asarray(run.stats.normalize(config.data.action_key, actions), dtype=np.float32))
     blocks = torch.from_numpy(rearrange(actions, "e (t f) a -> e t (f a)", f=frameskip)).to(device)  # E T-1 K
 
     versions = {"control": (states, False), "teleport": (_perturbed_states(env, states, event), False),
                 "colour": (states, True)}
-    curves = _curves(model, _renderer(env, size), versions, blocks, event, progress)  # kind -> E T
+    curves = _curves(model, _renderer(env, size, options), versions, blocks, event, progress)  # kind -> E T
 
     result: dict[str, Any] = {"env": env, "run": str(run_dir), "data": str(data_path), "checkpoint_step": run.step,
                               "episodes": len(chosen),

@@ -19,7 +19,8 @@ class SurpriseArgs:
     run: Path
     """Run directory written by lewm train."""
     env: str = "two-room"
-    """Environment whose renderer re-draws the trajectories (two-room: the agent; pusht: the block)."""
+    """Environment whose renderer re-draws the trajectories and whose object is perturbed (two-room: the agent;
+    pusht: the block; reacher: the arm; cube: the cube)."""
     data: Path | None = None
     """Episode file with a state column (default: the run's training file)."""
     episodes: int = 32
