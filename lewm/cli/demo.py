@@ -1,4 +1,4 @@
-"""`lewm demo [--env two-room|pusht] [--out DIR]`: collect -> train -> evaluate on the CPU, then a summary."""
+"""`lewm demo [--env two-room|pusht|reacher|cube] [--out DIR]`: collect, train and evaluate on the CPU, summarised."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ class DemoArgs:
     """Collect data, train on the CPU and evaluate, in one command, then print a summary."""
 
     env: str = "two-room"
-    """two-room (about 7 min on 2 cores) or pusht (about 35 min)."""
+    """two-room (about 7 min on 2 cores), pusht (about 35 min), reacher or cube (MuJoCo: pip install -e
+    ".[mujoco]")."""
     out: Path | None = None
     """Folder for data, run and results (default runs/demo, runs/demo-pusht)."""
 

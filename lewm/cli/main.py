@@ -13,7 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("lewm.cli.collect", "simulate episodes with a random or expert policy into an HDF5 episode file"),
     "train": ("lewm.cli.train", "train a LeWM world model on an HDF5 episode file"),
     "eval": ("lewm.cli.eval", "plan towards goals under the paper protocol, beside a random policy"),
-    "demo": ("lewm.cli.demo", "collect data, train on the CPU and evaluate, in one command (two-room, pusht)"),
+    "demo": ("lewm.cli.demo", "collect data, train on the CPU and evaluate, in one command (any environment)"),
     "probe": ("lewm.cli.probe", "fit linear and MLP probes from frozen embeddings to physical quantities"),
     "straightness": ("lewm.cli.straightness", "mean cosine of consecutive latent velocities along episodes"),
     "surprise": ("lewm.cli.surprise", "violation of expectation: surprise at a teleport vs a colour change"),

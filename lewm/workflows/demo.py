@@ -45,8 +45,9 @@ class DemoPlan:
     """ViT patch side: image_size / patch_size patches per row (64 / 8 = 8, as the cpu preset)."""
     train_steps: int = 1500
     """Optimiser steps (the cpu preset's 1500)."""
-    noise_std: float = 1.0
-    """Expert action noise (Two-Room: covers the action space while crossing rooms)."""
+    noise_std: float | None = 1.0
+    """Expert action noise (Two-Room: covers the action space while crossing rooms; None: the environment's
+    `lewm.envs.collect.DEFAULT_NOISE`)."""
     eval_episodes: int = 50
     """Start/goal pairs evaluated (the paper's 50)."""
     history: int = 1
@@ -54,11 +55,19 @@ class DemoPlan:
     curve_every: int | None = None
     """Also keep a step checkpoint every this many steps (for `scripts/success_curve.py --run`); None: only
     last.pt."""
+    shadows: bool | None = None
+    """Cube only: render with shadows (the reference) or without (about 5x faster on a CPU); None elsewhere."""
+    workers: int = 1
+    """Processes collecting (MuJoCo rendering dominates Reacher's and Cube's collection)."""
 
 
 DEMO_PLANS = {
     "two-room": DemoPlan(),
     "pusht": DemoPlan(episodes=1000, policy="weak", history=3, train_steps=4000, curve_every=1000),
+    "reacher": DemoPlan(episodes=200, steps_per_episode=200, noise_std=None, history=3, train_steps=3000,
+                        curve_every=1000, workers=2),
+    "cube": DemoPlan(episodes=200, steps_per_episode=200, noise_std=None, history=3, train_steps=3000,
+                     curve_every=1000, shadows=False, workers=2),
 }
 """Each environment's demo sizes. Push-T: the reference's collection policy ("weak": random actions whose target
 stays within 100 units of the block), on which CEM with the true physics solves 98% of the demo's protocol pairs
@@ -123,7 +132,8 @@ def run_demo(out: Path = Path("runs/demo"), plan: DemoPlan | None = None, train_
     else:  # a file left by a killed demo is finished, not trusted (collect refuses one of other settings)
         log(f"[1/3] collecting {plan.episodes - held} {plan.policy} {env} episodes -> {data}")
         collect(env, plan.policy, plan.episodes, data, steps_per_episode=plan.steps_per_episode,
-                image_size=plan.image_size, seed=0, noise_std=plan.noise_std, mode="resume" if held else "x")
+                image_size=plan.image_size, seed=0, noise_std=plan.noise_std, mode="resume" if held else "x",
+                shadows=plan.shadows, workers=plan.workers)
     timings["collect_minutes"] = (time.perf_counter() - start) / 60
 
     run_dir = out / "run"

@@ -61,7 +61,7 @@ class LambdaSearchConfig:
         check_field(self.criterion in ("probe", "success"), "criterion", self.criterion, "use probe or success",
                     where=_WHERE)
         if self.criterion == "success" and not self.env:
-            raise LewmError("lambda-search: the success criterion needs --env (two-room, pusht)")
+            raise LewmError("lambda-search: the success criterion needs --env (two-room, pusht, reacher, cube)")
         check_positive_ints(self, ("eval_episodes",), prefix="", where=_WHERE)
 
 

@@ -115,7 +115,7 @@ def gather(run_dir: Path, config: ReportConfig, log: Callable[[str], None] = pri
         summary["eval"] = json.loads(eval_path.read_text())
     if config.evaluate and summary.get("eval", {}).get("protocol", {}).get("checkpoint_step") != run.step:
         if config.env is None:
-            raise LewmError("report: --evaluate needs --env (two-room, pusht)")
+            raise LewmError("report: --evaluate needs --env (two-room, pusht, reacher, cube)")
         from lewm.evaluation import default_eval_config, evaluate
 
         log(f"{run_dir}: planning protocol ({config.eval_episodes} episodes on {config.env})")
