@@ -477,8 +477,11 @@ class EpisodeWriter:
                     chunks=(1, *row_shape), compression=self.compression,
                 )
             else:
+                # float32, except a float64 state column (MuJoCo's qpos/qvel): rounding it to float32 would keep a
+                # replay of the stored actions from reproducing the stored next states
+                dtype = np.float64 if name == "state" and array.dtype == np.float64 else np.float32
                 file.create_dataset(
-                    name, shape=(0, *row_shape), maxshape=(None, *row_shape), dtype=np.float32, chunks=True
+                    name, shape=(0, *row_shape), maxshape=(None, *row_shape), dtype=dtype, chunks=True
                 )
         for name in (self._episode_key, STEP_KEY, *INDEX_KEYS):
             file.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=True)
