@@ -42,7 +42,7 @@ class CollectArgs:
     seed: int = 0
     """episode e uses the generator seeded (seed, e)"""
     noise: Annotated[float | None, tyro.conf.arg(
-        help_behavior_hint="(default: two-room 1.0, pusht 0.1, reacher 0.3, cube 0.1)")] = None
+        help_behavior_hint="(default: two-room 1.0, pusht 0.1, reacher 0.5, cube 0.1)")] = None
     """std of the expert's Gaussian action noise"""
     num_envs: int = 64
     """episodes simulated at once"""

@@ -68,7 +68,7 @@ GOAL_OFFSET = 25
 BLOCK_MOTION = 20.0
 """Push-T: a 25-step window counts as moving the block when the block goes further than this (world units,
 the success test's position tolerance) or turns more than pi/9 (its angle tolerance)."""
-DEFAULT_NOISE = {"two-room": 1.0, "pusht": 0.1, "reacher": 0.3, "cube": 0.1}
+DEFAULT_NOISE = {"two-room": 1.0, "pusht": 0.1, "reacher": 0.5, "cube": 0.1}
 """Expert action noise per environment: Two-Room's wide noise covers the action space while crossing rooms;
 the Push-T expert must stay on its contact point, so it gets a little; Reacher's joint controller gets enough
 to cover the torque box; Cube's oracle is OGBench's own noisy expert (its noise argument)."""

@@ -24,6 +24,7 @@ Shapes: N batch of states, T time, S image side in pixels.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import weakref
 from functools import lru_cache
@@ -108,7 +109,8 @@ def build_model(image_size: int | None = None, arm_rgb: tuple[float, float, floa
 def to_control(action: np.ndarray) -> np.ndarray:
     """Motor controls of a clipped (2,) float64 action, computed as dm_control's action-scale wrapper maps
     [-1, 1] onto the ctrlrange [-1, 1]: `-1 + 1.0 * (a - (-1))`. Reference quirk: not the identity in floating
-    point (0.3 becomes 0.30000000000000004), so the expression is kept for bit-identical steps."""
+    point (0.3 becomes 0.30000000000000004; float32 actions pass through exactly), so the expression is kept
+    for bit-identical steps (with the identity, float64 actions drift from the reference by about 1e-15)."""
     return -1.0 + 1.0 * (action + 1.0)
 
 
@@ -241,13 +243,29 @@ class _FrameRenderer:
         self.renderer.update_scene(self.data, camera=CAMERA)
         self.renderer.render(out=out)
 
+    def close(self) -> None:
+        """Free the GL resources with this renderer's own context current. `mujoco.Renderer.close` frees its
+        MuJoCo render context in whichever GL context is current, which deletes *another* renderer's textures and
+        framebuffers when that one rendered last (its frames then come out as noise): an evicted cache entry
+        must not do that to the renderers still in use."""
+        renderer = getattr(self, "renderer", None)
+        gl_context = getattr(renderer, "_gl_context", None)
+        if gl_context is not None:
+            gl_context.make_current()
+        if renderer is not None:
+            renderer.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit the GL library may already be gone
+            self.close()
+
 
 @lru_cache(maxsize=8)
 def _frame_renderer(size: int, arm_rgb: tuple[float, float, float] | None) -> _FrameRenderer:
     """One renderer per (size, colour) in the process: creating a GL context and uploading the textures costs
     far more than a frame, and rendering dominates the cost of collecting data."""
     renderer = _FrameRenderer(size, arm_rgb)
-    if not _OPEN_RENDERERS and not _CLOSE_REGISTERED:
+    if not _CLOSE_REGISTERED:
         # Registered after the first GL context exists, hence after MuJoCo's EGL registers eglTerminate: atexit
         # runs last-registered first, so the contexts are freed while the display is still alive (freed by the
         # garbage collector after eglTerminate, each prints an EGL error at exit).
@@ -266,7 +284,7 @@ def _close_renderers() -> None:
     """Free the cached GL contexts (at exit)."""
     _frame_renderer.cache_clear()
     for renderer in list(_OPEN_RENDERERS):
-        renderer.renderer.close()
+        renderer.close()
 
 
 def _check_rgb(arm_rgb: Any) -> tuple[float, float, float] | None:
