@@ -14,18 +14,21 @@ yaw, scaled gripper opening, gripper contact); `info["observation"]` is the whol
 Reference behaviour reproduced (`tests/envs/test_cube_parity.py` steps both side by side): the relative action
 starts from the pinch-site pose of the last substep's start (one substep stale, refreshed only by a reset or
 `set_state`), so a step's effector observation is that stale pose too; setting a state writes qpos/qvel and runs
-`mj_forward` (no physics step); setting a goal writes only the target. The reference's data-collection reset:
+`mj_forward` (no physics step); setting a goal writes only the target. A reset draws as the reference's
+data-collection mode (the mode its data come from; its "task" mode cycles through five fixed tasks instead):
 cube xy uniform in [0.3, 0.55] x [-0.3, 0.3] at rest on the floor with a uniform yaw, target likewise, the pinch
 site at (0.425, 0, 0.275) pointing down with a uniform yaw.
 
 Departures (documented where they act): actions are clipped to [-1, 1] (the reference scales an out-of-range
 action further); `set_state` clears the solver's warm start and computes contact forces, so what follows and
 the info depend on the state alone; a reset reports the true success (the reference always says False); frames
-are drawn from a state's kinematics, so an environment frame equals `render_frames` of its state (the reference
-draws the stale last-substep kinematics after a step: sub-pixel, measured in the parity test); the model is
-compiled once (the reference recompiles on every reset because a colour check is inverted); `shadows=False`
-renders without shadows (different pixels, about 5x faster on a CPU). After success the episode terminates but
-the environment keeps stepping from the current state if asked.
+are drawn from a state's own kinematics, so an environment frame equals `render_frames` of its state, as a
+dataset frame does (after a step the reference draws the bodies as the last substep began, 2 ms earlier: frames
+of the same kinematics are byte-identical, and the 2 ms shift changes up to ~15 % of a 32 px frame's pixels
+after a full-speed step, measured in the parity test); the model is compiled once (the reference recompiles on
+every reset because a colour check is inverted); `shadows=False` renders without shadows (different pixels,
+about 3.5x faster on a CPU, where the 4096 px shadow map dominates at any image size). After success the
+episode terminates, but the environment keeps stepping from the current state if asked.
 
 Shapes: N batch of states, T time, S image side in pixels.
 """
@@ -33,7 +36,6 @@ Shapes: N batch of states, T time, S image side in pixels.
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
 from typing import Any
 
 import gymnasium
@@ -120,17 +122,23 @@ def _check_state(name: str, value: Any) -> np.ndarray:
     return state
 
 
+def sample_target(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(target xyz (3,), target quaternion (4,)): xy uniform over the reference's target bounds, on the floor,
+    with a uniform yaw."""
+    target = np.array([*rng.uniform(*TARGET_SAMPLING_BOUNDS), CUBE_Z])
+    return target, z_rotation(rng.uniform(0.0, 2 * np.pi))
+
+
 def sample_start(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(state (41,), target xyz (3,), target quaternion (4,)) drawn as the reference's data-collection reset:
-    arm yaw, cube xy and yaw, then target xy and yaw (uniform; everything at rest)."""
+    arm yaw, cube xy and yaw, then the target (`sample_target`); everything at rest."""
     scene = load_scene()
     state = np.zeros(STATE_DIM)
     state[:NQ] = scene.model.qpos0
     state[0:6] = arm_start_qpos(scene, rng.uniform(-np.pi, np.pi))
     state[CUBE_QPOS] = [*rng.uniform(*OBJECT_SAMPLING_BOUNDS), CUBE_Z]
     state[CUBE_QUAT] = z_rotation(rng.uniform(0.0, 2 * np.pi))
-    target = np.array([*rng.uniform(*TARGET_SAMPLING_BOUNDS), CUBE_Z])
-    return state, target, z_rotation(rng.uniform(0.0, 2 * np.pi))
+    return (state, *sample_target(rng))
 
 
 class CubeEnv(gymnasium.Env):
@@ -201,6 +209,13 @@ class CubeEnv(gymnasium.Env):
             self.data.mocap_pos[mocap] = goal
             self._goal_state = None
 
+    def set_target(self, position: np.ndarray, quaternion: np.ndarray) -> None:
+        """Move the target to `position` (3,) with orientation `quaternion` (4,, w x y z; only ogbench's oracle
+        reads it), forgetting any full goal state."""
+        self.data.mocap_pos[self.scene.target_mocap] = position
+        self.data.mocap_quat[self.scene.target_mocap] = quaternion
+        self._goal_state = None
+
     def get_state(self) -> np.ndarray:
         """(41,) float64 state: qpos then qvel."""
         return np.concatenate([self.data.qpos, self.data.qvel])
@@ -226,7 +241,7 @@ class CubeEnv(gymnasium.Env):
 
     # -- gymnasium API -----------------------------------------------------------------------------------
 
-    def _info(self) -> dict[str, Any]:
+    def current_info(self) -> dict[str, Any]:
         """The oracle's keys (`cube_scene.observation_info`) plus success, state, goal state, distance and the
         reference's (28,) observation vector."""
         info = observation_info(self.scene, self.data)
@@ -242,20 +257,28 @@ class CubeEnv(gymnasium.Env):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Draw start and target as the reference's data-collection reset (module docstring); options may impose
-        either ("state": (41,), "goal_state": (3,) or (41,)). A drawn target has a uniform yaw. The reported
-        success is the true test (the reference reports False at a reset)."""
+        either ("state": (41,), "goal_state": (3,) or (41,))."""
         super().reset(seed=seed)
         state, goal = reset_options(ENV, options)
         start = _check_state("state", state) if state is not None else None
         goal = _check_vector("goal_state", goal, POSITION_DIMS) if goal is not None else None
-        drawn, target, quaternion = sample_start(self.np_random)
-        self._mujoco.mj_resetData(self.scene.model, self.data)
-        self._place(drawn if start is None else start)
-        self.data.mocap_quat[self.scene.target_mocap] = quaternion
-        self.set_goal_state(target if goal is None else goal)
-        self._steps = 0
-        info = self._info()
+        info = self.start_episode(self.np_random, start, goal)
         return self._observation(info), info
+
+    def start_episode(self, rng: np.random.Generator, state: np.ndarray | None = None,
+                      goal: np.ndarray | None = None) -> dict[str, Any]:
+        """`reset` without the frame (what the collector runs): draw a start and a target from `rng` (always, so
+        the draws do not depend on what is imposed), then place the given or drawn ones; returns the info. A
+        drawn target has a uniform yaw. The reported success is the true test (the reference reports False at a
+        reset)."""
+        drawn, target, quaternion = sample_start(rng)
+        self._mujoco.mj_resetData(self.scene.model, self.data)
+        self._place(drawn if state is None else _check_state("state", state))
+        self.set_target(target, quaternion)
+        if goal is not None:
+            self.set_goal_state(goal)
+        self._steps = 0
+        return self.current_info()
 
     def advance(self, action: np.ndarray) -> None:
         """The physics of one step without observation or rendering (what `step` and the collector run): clip the
@@ -273,7 +296,7 @@ class CubeEnv(gymnasium.Env):
         if np.asarray(action).dtype == np.float32:
             array = array.astype(np.float32)  # exact; keeps the reference's float32 arithmetic
         self.advance(array)
-        info = self._info()
+        info = self.current_info()
         terminated = bool(info["success"])
         truncated = self._steps >= self.max_episode_steps
         return self._observation(info), 1.0 if terminated else 0.0, terminated, truncated, info
@@ -295,21 +318,25 @@ class CubeEnv(gymnasium.Env):
 # -- rendering -----------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=6)
-def _frame_renderer(size: int, shadows: bool, cube_rgba: tuple[float, ...] | None) -> tuple[Any, Any, Any]:
+_RENDERERS: dict[tuple[int, bool], tuple[Any, Any, Any]] = {}
+"""(size, shadows) -> (model, data, renderer). Never evicted: a dropped `mujoco.Renderer` frees its GL
+resources in whatever GL context is current when it is collected, which can be another renderer's (a MuJoCo
+defect), so renderers live as long as the process; a process uses few sizes."""
+
+
+def _frame_renderer(size: int, shadows: bool) -> tuple[Any, Any, Any]:
     """(model, data, renderer) drawing `size` px frames: a copy of the scene model with an offscreen buffer large
-    enough, the target cube transparent (alpha 0, as the reference's visualize_info=False), the cube's colour
-    optionally replaced and, without shadows, no light casting one."""
-    mujoco = import_mujoco(ENV)
-    scene = load_scene()
-    model = copy.copy(scene.model)  # MjModel copies are deep: the shared physics model stays untouched
-    model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), size)
-    model.vis.global_.offheight = max(int(model.vis.global_.offheight), size)
-    model.geom_rgba[scene.target_geom] = (*CUBE_RGBA[:3], 0.0)
-    model.geom_rgba[scene.cube_geom] = cube_rgba if cube_rgba is not None else CUBE_RGBA
-    if not shadows:
-        model.light_castshadow[:] = 0
-    return model, mujoco.MjData(model), make_renderer(ENV, model, size, size)
+    enough and, without shadows, no light casting one."""
+    key = (size, shadows)
+    if key not in _RENDERERS:
+        mujoco = import_mujoco(ENV)
+        model = copy.copy(load_scene().model)  # MjModel copies are deep: the shared physics model stays untouched
+        model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), size)
+        model.vis.global_.offheight = max(int(model.vis.global_.offheight), size)
+        if not shadows:
+            model.light_castshadow[:] = 0
+        _RENDERERS[key] = (model, mujoco.MjData(model), make_renderer(ENV, model, size, size))
+    return _RENDERERS[key]
 
 
 def render_frames(states: Any, image_size: int, shadows: bool = True,
@@ -317,8 +344,8 @@ def render_frames(states: Any, image_size: int, shadows: bool = True,
     """(T, 41) states -> (T, S, S, 3) uint8 frames from the reference's front camera, deterministic.
 
     Each state is written to a rendering-only MjData and `mj_forward` places the bodies. `cube_rgba` (4 numbers
-    in [0, 1]) recolours the cube (a perturbation); one model and renderer per (size, shadows, colour) are cached,
-    since rendering dominates the cost of collecting data.
+    in [0, 1]) recolours the cube (a perturbation); one model and renderer per (size, shadows) are kept, since
+    rendering dominates the cost of collecting data.
     """
     image_size = positive_int("cube render_frames", "image_size", image_size)
     states = np.asarray(states, dtype=np.float64)
@@ -332,7 +359,8 @@ def render_frames(states: Any, image_size: int, shadows: bool = True,
             raise LewmError(f"cube render_frames: cube_rgba = {cube_rgba!r} is invalid: expected 4 numbers in [0, 1]")
         cube_rgba = tuple(float(value) for value in rgba)
     mujoco = import_mujoco(ENV)
-    model, data, renderer = _frame_renderer(image_size, bool(shadows), cube_rgba)
+    model, data, renderer = _frame_renderer(image_size, bool(shadows))
+    model.geom_rgba[load_scene().cube_geom] = CUBE_RGBA if cube_rgba is None else cube_rgba
     frames = np.empty((len(states), image_size, image_size, 3), dtype=np.uint8)
     for index, state in enumerate(states):
         data.qpos[:] = state[:NQ]

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from lewm.envs.mujoco_backend import import_mujoco
+from lewm.errors import LewmError
 
 ENV = "cube"
 NQ, NV = 21, 20
@@ -178,9 +179,9 @@ def _ik_controller() -> Any:
     return controllers.DiffIKController(model=model, sites=["attachment_site"])
 
 
-def compile_scene_model(offscreen: int = 0) -> Any:
-    """A fresh MjModel of the scene with the reference's timestep and arm gains; its offscreen buffer is at least
-    `offscreen` pixels square (rendering needs a buffer as large as the image)."""
+def compile_scene_model() -> Any:
+    """A fresh MjModel of the scene with the reference's timestep, arm gains and target colour (the cube's,
+    alpha 0)."""
     mujoco = import_mujoco(ENV)
     xml, assets = scene_xml()
     model = mujoco.MjModel.from_xml_string(xml, assets)
@@ -189,8 +190,8 @@ def compile_scene_model(offscreen: int = 0) -> Any:
     model.actuator_gainprm[arm, 0] = ARM_KP
     model.actuator_gainprm[arm, 2] = -ARM_KD  # reference quirk: no effect with the "fixed" gain type
     model.actuator_biasprm[arm, 1] = -ARM_KP
-    model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), offscreen)
-    model.vis.global_.offheight = max(int(model.vis.global_.offheight), offscreen)
+    target = model.geom("target_object_0").id  # invisible, as the reference's visualize_info=False leaves it
+    model.geom_rgba[target] = (*CUBE_RGBA[:3], 0.0)
     return model
 
 
@@ -204,7 +205,8 @@ def load_scene() -> CubeScene:
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
     if model.nq != NQ or model.nv != NV or model.jnt_qposadr[model.joint("object_joint_0").id] != CUBE_QPOS.start:
-        raise AssertionError(f"unexpected cube scene layout: nq {model.nq}, nv {model.nv}")
+        raise LewmError(f"cube: ogbench's scene has nq {model.nq}, nv {model.nv}, not the {NQ}, {NV} lewm expects: "
+                        "install ogbench==1.2.2")
     pinch, attach = model.site("ur5e/robotiq/pinch").id, model.site("ur5e/attachment_site").id
 
     def pose(site: int) -> Any:
@@ -262,7 +264,7 @@ def apply_control(scene: CubeScene, data: Any, action: np.ndarray) -> None:
     target = np.clip(position + delta[:3], *WORKSPACE_BOUNDS)
     turned = lie.SO3.from_z_radians(delta[3]) @ lie.SO3.from_z_radians(yaw) @ scene.down.inverse()
     rotation = lie.SO3.from_z_radians(np.clip(turned.compute_yaw_radians(), -np.pi, np.pi)) @ scene.down
-    data.ctrl[ARM_QPOS] = _solve_arm(scene, rotation, target, data.qpos[ARM_QPOS])
+    data.ctrl[ARM_QPOS] = _solve_arm(scene, rotation, target, data.qpos[ARM_QPOS])  # actuators 0-5: the arm
     data.ctrl[scene.gripper_actuator] = 255.0 * np.clip(opening + delta[4], 0.0, 1.0)[0]
 
 
