@@ -63,7 +63,7 @@ from lewm.envs.cube_scene import (
     observation_vector,
     z_rotation,
 )
-from lewm.envs.mujoco_backend import import_mujoco, make_renderer
+from lewm.envs.mujoco_backend import StateRenderer, cached_renderer, import_mujoco
 from lewm.errors import LewmError
 
 __all__ = ["CUBE_QPOS", "OBSERVATION_DIM", "PROPRIO_DIM", "STATE_DIM", "SUCCESS_DISTANCE", "CubeEnv",
@@ -318,25 +318,17 @@ class CubeEnv(gymnasium.Env):
 # -- rendering -----------------------------------------------------------------------------------------------
 
 
-_RENDERERS: dict[tuple[int, bool], tuple[Any, Any, Any]] = {}
-"""(size, shadows) -> (model, data, renderer). Never evicted: a dropped `mujoco.Renderer` frees its GL
-resources in whatever GL context is current when it is collected, which can be another renderer's (a MuJoCo
-defect), so renderers live as long as the process; a process uses few sizes."""
+def _frame_renderer(size: int, shadows: bool) -> StateRenderer:
+    """The process's renderer of `size` px frames (`lewm.envs.mujoco_backend`): a copy of the scene model (MjModel
+    copies are deep: the shared physics model stays untouched) with, without shadows, no light casting one."""
 
-
-def _frame_renderer(size: int, shadows: bool) -> tuple[Any, Any, Any]:
-    """(model, data, renderer) drawing `size` px frames: a copy of the scene model with an offscreen buffer large
-    enough and, without shadows, no light casting one."""
-    key = (size, shadows)
-    if key not in _RENDERERS:
-        mujoco = import_mujoco(ENV)
-        model = copy.copy(load_scene().model)  # MjModel copies are deep: the shared physics model stays untouched
-        model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), size)
-        model.vis.global_.offheight = max(int(model.vis.global_.offheight), size)
+    def build() -> StateRenderer:
+        model = copy.copy(load_scene().model)
         if not shadows:
             model.light_castshadow[:] = 0
-        _RENDERERS[key] = (model, mujoco.MjData(model), make_renderer(ENV, model, size, size))
-    return _RENDERERS[key]
+        return StateRenderer(ENV, model, size, PIXEL_CAMERA)
+
+    return cached_renderer((ENV, size, shadows), build)
 
 
 def render_frames(states: Any, image_size: int, shadows: bool = True,
@@ -358,14 +350,9 @@ def render_frames(states: Any, image_size: int, shadows: bool = True,
         if rgba.shape != (4,) or not ((rgba >= 0) & (rgba <= 1)).all():
             raise LewmError(f"cube render_frames: cube_rgba = {cube_rgba!r} is invalid: expected 4 numbers in [0, 1]")
         cube_rgba = tuple(float(value) for value in rgba)
-    mujoco = import_mujoco(ENV)
-    model, data, renderer = _frame_renderer(image_size, bool(shadows))
-    model.geom_rgba[load_scene().cube_geom] = CUBE_RGBA if cube_rgba is None else cube_rgba
+    renderer = _frame_renderer(image_size, bool(shadows))
+    renderer.model.geom_rgba[load_scene().cube_geom] = CUBE_RGBA if cube_rgba is None else cube_rgba
     frames = np.empty((len(states), image_size, image_size, 3), dtype=np.uint8)
     for index, state in enumerate(states):
-        data.qpos[:] = state[:NQ]
-        data.qvel[:] = state[NQ:]
-        mujoco.mj_forward(model, data)
-        renderer.update_scene(data, camera=PIXEL_CAMERA)
-        frames[index] = renderer.render()
+        renderer.render(state[:NQ], state[NQ:], frames[index])
     return frames

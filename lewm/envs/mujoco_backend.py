@@ -9,10 +9,15 @@ The optional dependencies are `pip install -e ".[mujoco]"` (mujoco pinned to 3.1
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import os
+from collections.abc import Callable, Hashable
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from lewm.errors import LewmError, first_line
 
@@ -52,3 +57,60 @@ def make_renderer(env: str, model: Any, height: int, width: int) -> Any:
     except Exception as error:  # noqa: BLE001 - context creation fails with backend-specific errors
         raise LewmError(f"{env}: cannot render with MUJOCO_GL={gl_backend()} ({first_line(error)}); try "
                         "MUJOCO_GL=osmesa (apt-get install libosmesa6) or egl") from error
+
+
+class StateRenderer:
+    """A model, a rendering-only MjData and a `mujoco.Renderer`: frames of given states from one camera, without
+    touching any environment's physics (so a dataset frame and an environment frame of a state are equal)."""
+
+    def __init__(self, env: str, model: Any, size: int, camera: int | str):
+        self.mujoco = import_mujoco(env)
+        self.model = model
+        self.model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), size)  # any size renders
+        self.model.vis.global_.offheight = max(int(model.vis.global_.offheight), size)
+        self.data = self.mujoco.MjData(model)
+        self.camera = camera
+        self.renderer = make_renderer(env, model, size, size)
+
+    def render(self, qpos: np.ndarray, qvel: np.ndarray | float, out: np.ndarray) -> None:
+        """Draw the state (qpos, qvel) into `out` (S, S, 3) uint8: mj_forward places the bodies first."""
+        self.data.qpos[:] = qpos
+        self.data.qvel[:] = qvel
+        self.mujoco.mj_forward(self.model, self.data)
+        self.renderer.update_scene(self.data, camera=self.camera)
+        self.renderer.render(out=out)
+
+    def close(self) -> None:
+        """Free the GL resources with this renderer's own context current: `mujoco.Renderer.close` frees them in
+        whichever GL context is current, which deletes *another* renderer's framebuffers when that one rendered
+        last (its frames then come out as noise)."""
+        gl_context = getattr(self.renderer, "_gl_context", None)
+        if gl_context is not None:
+            gl_context.make_current()
+        self.renderer.close()
+
+
+_RENDERERS: dict[Hashable, StateRenderer] = {}
+"""Every renderer of the process, by key. Never evicted (a process uses few sizes), and closed at exit in
+reverse order of creation, each with its own context current (`StateRenderer.close`)."""
+
+
+def cached_renderer(key: Hashable, build: Callable[[], StateRenderer]) -> StateRenderer:
+    """The process's renderer for `key`, built on first use: creating a GL context and uploading textures costs
+    far more than a frame, and rendering dominates the cost of collecting data."""
+    if key not in _RENDERERS:
+        _RENDERERS[key] = build()
+        if len(_RENDERERS) == 1:
+            # Registered after the first GL context exists, hence after MuJoCo's EGL registers eglTerminate: atexit
+            # runs the last registered first, so the contexts are freed while the display is alive (freed by the
+            # garbage collector after eglTerminate, each would print an EGL error at exit).
+            atexit.register(close_renderers)
+    return _RENDERERS[key]
+
+
+def close_renderers() -> None:
+    """Close every cached renderer (at exit; also safe to call earlier: later frames build new ones)."""
+    while _RENDERERS:
+        _, renderer = _RENDERERS.popitem()  # the newest first
+        with contextlib.suppress(Exception):  # at interpreter exit the GL library may already be gone
+            renderer.close()

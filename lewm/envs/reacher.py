@@ -23,10 +23,7 @@ Shapes: N batch of states, T time, S image side in pixels.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import math
-import weakref
 from functools import lru_cache
 from typing import Any
 
@@ -35,7 +32,7 @@ import numpy as np
 from gymnasium import spaces
 
 from lewm.envs.checks import check_action, check_env_arguments, positive_int, reset_options
-from lewm.envs.mujoco_backend import import_mujoco, make_renderer
+from lewm.envs.mujoco_backend import StateRenderer, cached_renderer, import_mujoco
 from lewm.errors import LewmError
 
 ENV = "reacher"
@@ -226,65 +223,9 @@ def observation_vector(states: Any, target: Any) -> np.ndarray:
 # -- rendering -----------------------------------------------------------------------------------------------
 
 
-class _FrameRenderer:
-    """A model, a data and a `mujoco.Renderer` for frames of one side and arm colour (cached per process)."""
-
-    def __init__(self, size: int, arm_rgb: tuple[float, float, float] | None):
-        self.mujoco = import_mujoco(ENV)
-        self.model = build_model(size, arm_rgb)
-        self.data = self.mujoco.MjData(self.model)
-        self.renderer = make_renderer(ENV, self.model, size, size)
-
-    def render(self, state: np.ndarray, out: np.ndarray) -> None:
-        """Draw the (>= 2,) state's arm pose from camera 0 into `out` (S, S, 3) uint8."""
-        self.data.qpos[:] = state[:QPOS_DIM]
-        self.data.qvel[:] = state[QPOS_DIM:STATE_DIM] if len(state) >= STATE_DIM else 0.0
-        self.mujoco.mj_forward(self.model, self.data)
-        self.renderer.update_scene(self.data, camera=CAMERA)
-        self.renderer.render(out=out)
-
-    def close(self) -> None:
-        """Free the GL resources with this renderer's own context current. `mujoco.Renderer.close` frees its
-        MuJoCo render context in whichever GL context is current, which deletes *another* renderer's textures and
-        framebuffers when that one rendered last (its frames then come out as noise): an evicted cache entry
-        must not do that to the renderers still in use."""
-        renderer = getattr(self, "renderer", None)
-        gl_context = getattr(renderer, "_gl_context", None)
-        if gl_context is not None:
-            gl_context.make_current()
-        if renderer is not None:
-            renderer.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # at interpreter exit the GL library may already be gone
-            self.close()
-
-
-@lru_cache(maxsize=8)
-def _frame_renderer(size: int, arm_rgb: tuple[float, float, float] | None) -> _FrameRenderer:
-    """One renderer per (size, colour) in the process: creating a GL context and uploading the textures costs
-    far more than a frame, and rendering dominates the cost of collecting data."""
-    renderer = _FrameRenderer(size, arm_rgb)
-    if not _CLOSE_REGISTERED:
-        # Registered after the first GL context exists, hence after MuJoCo's EGL registers eglTerminate: atexit
-        # runs last-registered first, so the contexts are freed while the display is still alive (freed by the
-        # garbage collector after eglTerminate, each prints an EGL error at exit).
-        atexit.register(_close_renderers)
-        _CLOSE_REGISTERED.append(True)
-    _OPEN_RENDERERS.add(renderer)
-    return renderer
-
-
-_OPEN_RENDERERS: weakref.WeakSet[_FrameRenderer] = weakref.WeakSet()
-"""Renderers not yet garbage-collected (lru_cache cannot list its values), closed at exit."""
-_CLOSE_REGISTERED: list[bool] = []
-
-
-def _close_renderers() -> None:
-    """Free the cached GL contexts (at exit)."""
-    _frame_renderer.cache_clear()
-    for renderer in list(_OPEN_RENDERERS):
-        renderer.close()
+def _frame_renderer(size: int, arm_rgb: tuple[float, float, float] | None) -> StateRenderer:
+    """The process's renderer of `size` px frames with this arm colour (`lewm.envs.mujoco_backend`)."""
+    return cached_renderer((ENV, size, arm_rgb), lambda: StateRenderer(ENV, build_model(arm_rgb=arm_rgb), size, CAMERA))
 
 
 def _check_rgb(arm_rgb: Any) -> tuple[float, float, float] | None:
@@ -315,8 +256,9 @@ def render_frames(states: Any, image_size: int = 224, arm_rgb: Any = None) -> np
         raise LewmError(f"{ENV} render_frames: a state has a non-finite value")
     renderer = _frame_renderer(size, rgb)
     frames = np.empty((len(states), size, size, 3), dtype=np.uint8)
-    for index, state in enumerate(states):
-        renderer.render(state, frames[index])
+    for index, state in enumerate(states):  # a (T, 2) state has no velocity part: drawn at rest
+        renderer.render(state[:QPOS_DIM], state[QPOS_DIM:STATE_DIM] if len(state) >= STATE_DIM else 0.0,
+                        frames[index])
     return frames
 
 

@@ -16,6 +16,7 @@ for _package in ("mujoco", "dm_control"):
         pytest.skip(f"Reacher needs {_package} (pip install -e '.[mujoco]')", allow_module_level=True)
 
 from lewm.envs import reacher  # noqa: E402
+from lewm.envs.mujoco_backend import StateRenderer  # noqa: E402
 from lewm.envs.reacher import (  # noqa: E402
     ACTION_REPEAT,
     SUCCESS_TOLERANCE,
@@ -251,10 +252,10 @@ def test_a_renderer_freed_out_of_order_leaves_the_others_intact() -> None:
     after another renderer drew last used to delete that renderer's framebuffers (its frames became noise)."""
     states = np.array([[0.4, 0.9, 0.0, 0.0]])
     before = render_frames(states, 40)
-    extra = reacher._FrameRenderer(24, None)
-    extra.render(states[0], np.empty((24, 24, 3), dtype=np.uint8))
+    extra = StateRenderer("reacher", reacher.build_model(), 24, reacher.CAMERA)
+    extra.render(states[0, :2], states[0, 2:], np.empty((24, 24, 3), dtype=np.uint8))
     render_frames(states, 40)  # the cached renderer's context is current now
-    del extra  # freed while another context is current
+    extra.close()  # freed while another context is current
     assert np.array_equal(render_frames(states, 40), before)
 
 
