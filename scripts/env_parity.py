@@ -22,11 +22,11 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_helper() -> ModuleType:
-    """tests/envs/reference.py as a module (the tests folder is not a package)."""
-    name = "lewm_tests_env_reference"
+def load_helper(file: str = "reference.py") -> ModuleType:
+    """tests/envs/FILE (reference.py, reference_mujoco.py) as a module (the tests folder is not a package)."""
+    name = f"lewm_tests_env_{Path(file).stem}"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "envs" / "reference.py")
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "envs" / file)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
