@@ -25,6 +25,18 @@ def test_teleport_moves_the_object_from_the_event_on_and_stays_on_the_canvas() -
     assert np.array_equal(moved[..., [0, 1, 4]], block[..., [0, 1, 4]])
 
 
+def test_teleport_of_the_reacher_arm_and_the_cube() -> None:
+    joints = np.tile([2.5, -0.4, 0.3, 0.1], (2, 5, 1))  # E T 4: qpos, qvel
+    moved = _perturbed_states("reacher", joints, event=3)
+    assert np.allclose(moved[:, 3:, :2], [1.5, 0.6]) and np.array_equal(moved[:, :3], joints[:, :3])
+    assert np.array_equal(moved[..., 2:], joints[..., 2:])  # velocities untouched
+    cube = np.zeros((2, 4, 41))
+    cube[:, :, 14:17] = [[[0.30, 0.10, 0.02]], [[0.50, -0.10, 0.02]]]  # two cubes either side of their mean
+    moved = _perturbed_states("cube", cube, event=1)
+    assert np.allclose(moved[:, 1:, 14:16], [[[0.40, 0.0]], [[0.40, 0.0]]])  # 0.1 m towards the middle
+    assert np.array_equal(moved[..., 16], cube[..., 16]) and np.array_equal(moved[:, :1], cube[:, :1])
+
+
 def test_teleport_surprise_is_significantly_above_control(tworoom_run) -> None:
     _, run_dir = tworoom_run
     result = surprise(run_dir, "two-room", episodes=20, frames=10, event=5, device="cpu")

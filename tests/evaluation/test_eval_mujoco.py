@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lewm.analysis.surprise import surprise
 from lewm.evaluation import EvalConfig, median_final_errors
 from lewm.planning import CEMConfig
 from lewm.workflows.demo import DEMO_PLANS, DemoPlan, demo_train_config, run_demo
@@ -32,6 +33,10 @@ def test_demo_pipeline_on_a_tiny_budget(tmp_path: Path, tiny_config, env: str, s
     assert len(result["per_episode"][0]["final_state"]) == state_dim
     assert 0.0 <= result["random_success_rate"] <= 1.0
     assert (out / "eval" / "episodes.gif").exists()
+    voe = surprise(out / "run", env, episodes=4, frames=4, event=2, device="cpu", progress=False)
+    for kind in ("teleport", "colour"):  # re-rendered with the data's options (Cube: no shadows), scored
+        assert voe[kind]["n"] == 4 and np.isfinite(voe[kind]["mean_surprise"])
+    assert voe["teleport"]["mean_surprise"] != voe["colour"]["mean_surprise"]
 
 
 def test_demo_plans_for_the_mujoco_envs_follow_the_paper_where_the_cpu_allows() -> None:
