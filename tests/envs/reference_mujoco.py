@@ -103,6 +103,18 @@ def reacher_model_difference(reference: Any) -> float:
     ours = reacher.build_model()
     theirs = reference.env.physics.model.ptr
     target = mujoco.mj_name2id(ours, mujoco.mjtObj.mjOBJ_GEOM, "target")
+
+    def without_target(name: str, array: np.ndarray) -> np.ndarray:
+        if name == "geom_pos":
+            return np.delete(array, target, axis=0)
+        return array[..., 3:] if name in ("geom_aabb", "bvh_aabb") else array  # their centres follow the target
+
+    return model_arrays_difference(ours, theirs, without_target)
+
+
+def model_arrays_difference(ours: Any, theirs: Any, adjust: Any = None) -> float:
+    """Largest absolute difference over every numeric array of two compiled MjModels (arrays whose shapes differ
+    count as infinite); `adjust(name, array)` may drop what is meant to differ."""
     largest = 0.0
     for name in dir(ours):
         a, b = getattr(ours, name, None), getattr(theirs, name, None)
@@ -110,11 +122,11 @@ def reacher_model_difference(reference: Any) -> float:
             continue
         if a.shape != b.shape:
             return float("inf")
+        if not (a.size and np.issubdtype(a.dtype, np.number)):
+            continue
         a, b = a.astype(np.float64), b.astype(np.float64)
-        if name == "geom_pos":
-            a, b = np.delete(a, target, axis=0), np.delete(b, target, axis=0)
-        if name in ("geom_aabb", "bvh_aabb"):  # their centres follow the target's position
-            a, b = a[..., 3:], b[..., 3:]
+        if adjust is not None:
+            a, b = adjust(name, a), adjust(name, b)
         largest = max(largest, float(np.abs(a - b).max(initial=0.0)))
     return largest
 
@@ -311,17 +323,7 @@ def cube_model_difference(reference: Any) -> tuple[bool, float]:
     ours_xml = cube_scene.scene_xml()[0].splitlines()
     same = [line for line in theirs_xml if "offwidth" not in line] == [line for line in ours_xml
                                                                         if "<global " not in line]
-    ours, theirs = cube_scene.load_scene().model, reference._model
-    largest = 0.0
-    for name in dir(ours):
-        a, b = getattr(ours, name, None), getattr(theirs, name, None)
-        if name.startswith("_") or not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
-            continue
-        if a.shape != b.shape:
-            return same, float("inf")
-        if a.size and np.issubdtype(a.dtype, np.number):
-            largest = max(largest, float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()))
-    return same, largest
+    return same, model_arrays_difference(cube_scene.load_scene().model, reference._model)
 
 
 def _cube_state(reference: Any) -> np.ndarray:

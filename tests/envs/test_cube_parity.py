@@ -15,15 +15,11 @@ kinematics must be byte-identical, and the share of pixels the 2 ms shift change
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-HELPER = Path(__file__).with_name("reference_mujoco.py")
 POSITION_TOLERANCE = 1e-5  # m
 ANGLE_TOLERANCE = 1e-6  # rad
 STALE_PIXELS = 0.3
@@ -31,22 +27,10 @@ STALE_PIXELS = 0.3
 with random full-speed actions)."""
 
 
-def load_helper() -> ModuleType:
-    """tests/envs/reference_mujoco.py as a module (tests are not a package: pytest runs with
-    --import-mode=importlib)."""
-    name = "lewm_tests_env_reference_mujoco"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HELPER)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
-def reference() -> tuple[ModuleType, type]:
+def reference(env_helper) -> tuple[ModuleType, type]:
     """(helper module, the reference's ogbench CubeEnv class), or a skip naming what is missing."""
-    helper = load_helper()
+    helper = env_helper("reference_mujoco.py")
     try:
         cube_env = helper.load_cube_reference()
     except ImportError as error:

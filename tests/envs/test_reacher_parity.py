@@ -11,15 +11,11 @@ Run with -s to print the largest deviations.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-HELPER = Path(__file__).with_name("reference_mujoco.py")
 ANGLE_TOLERANCE = 1e-6
 """rad; measured: 4.4e-16."""
 VELOCITY_TOLERANCE = 1e-6
@@ -29,24 +25,13 @@ MODEL_TOLERANCE = 1e-9
 which moves the invisible target's bounding radius by that much."""
 
 
-def load_helper() -> ModuleType:
-    """tests/envs/reference_mujoco.py as a module (tests are not a package: pytest uses --import-mode=importlib)."""
-    name = "lewm_tests_env_reference_mujoco"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HELPER)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
-def reference() -> tuple[ModuleType, type]:
+def reference(env_helper) -> tuple[ModuleType, type]:
     """(helper module, reference ReacherDMControlWrapper class), or a skip naming what is missing."""
     from lewm.envs.mujoco_backend import gl_backend
 
     gl_backend()  # MUJOCO_GL before anything imports mujoco
-    helper = load_helper()
+    helper = env_helper("reference_mujoco.py")
     try:
         reacher_cls = helper.load_reacher_reference()
     except ImportError as error:

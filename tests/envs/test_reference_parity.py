@@ -8,33 +8,18 @@ quirk (float64 instead of float32 PD arithmetic moves states by about 1e-3) fail
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-HELPER = Path(__file__).with_name("reference.py")
 POSITION_TOLERANCE = 1e-6
 ANGLE_TOLERANCE = 1e-6
 
 
-def load_helper() -> ModuleType:
-    """tests/envs/reference.py as a module (tests are not a package: pytest runs with --import-mode=importlib)."""
-    name = "lewm_tests_env_reference"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HELPER)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
-def reference() -> tuple[ModuleType, type, type]:
+def reference(env_helper) -> tuple[ModuleType, type, type]:
     """(helper module, reference PushT class, reference TwoRoomEnv class), or a skip naming what is missing."""
-    helper = load_helper()
+    helper = env_helper("reference.py")
     try:
         push_t, room = helper.load_reference()
     except ImportError as error:
