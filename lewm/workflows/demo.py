@@ -66,7 +66,7 @@ DEMO_PLANS = {
     "pusht": DemoPlan(episodes=1000, policy="weak", history=3, train_steps=4000, curve_every=1000),
     "reacher": DemoPlan(episodes=200, steps_per_episode=200, noise_std=None, history=3, train_steps=3000,
                         curve_every=1000, workers=2),
-    "cube": DemoPlan(episodes=200, steps_per_episode=200, noise_std=None, history=3, train_steps=3000,
+    "cube": DemoPlan(episodes=150, steps_per_episode=200, noise_std=None, history=3, train_steps=2000,
                      curve_every=1000, shadows=False, workers=2),
 }
 """Each environment's demo sizes. Push-T: the reference's collection policy ("weak": random actions whose target
@@ -74,9 +74,10 @@ stays within 100 units of the block), on which CEM with the true physics solves 
 (docs/pusht_difficulty_weak.json) against 46% on our scripted expert's data, where the block moves in 98% of
 25-step windows; history 3 as the paper on Push-T (one frame does not show the agent's velocity, which carries
 over between blocks under the PD controller); 4000 steps (about half an hour here) and a 30-iteration evaluation;
-a step checkpoint every 1000 for the success curve."""
-
-
+a step checkpoint every 1000 for the success curve. Reacher and Cube: 200-step episodes of the expert (as the
+paper's data), history 3 (the paper's outside Two-Room), collected by 2 processes since MuJoCo rendering dominates;
+Cube rendered without shadows (about 35 ms per frame here instead of 120) and with fewer episodes and steps, so
+that it fits in an hour on 2 cores (docs/reacher_cpu_demo.json, docs/cube_cpu_demo.json)."""
 
 def data_name(env: str, plan: DemoPlan) -> str:
     """The demo's data file name: tworoom_expert.h5, pusht_weak.h5 ..."""
