@@ -100,13 +100,13 @@ def test_cli_prints_the_block_motion_share(tmp_path: Path, capsys) -> None:
 # -- parity with the reference's WeakPolicy --------------------------------------------------------------
 
 
-def _reference_weak_policy(monkeypatch: pytest.MonkeyPatch) -> type:
+def _reference_weak_policy(monkeypatch: pytest.MonkeyPatch, root: Path | None) -> type:
     """The reference's WeakPolicy class, loaded from its file with the package stubbed out (the package
-    `__init__` imports torchvision and lance, absent here); skips when stable-worldmodel is not installed."""
-    spec = importlib.util.find_spec("stable_worldmodel")
-    if spec is None or not spec.submodule_search_locations:
+    `__init__` imports torchvision and lance, absent here); skips when stable-worldmodel is not installed.
+    `root`: the installed package folder (`reference_root`, which also finds it behind another test's stubs)."""
+    if root is None:
         pytest.skip("stable_worldmodel is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "envs" / "pusht" / "expert_policy.py"
+    path = root / "envs" / "pusht" / "expert_policy.py"
     if not path.exists():
         pytest.skip(f"{path} not found")
     policy_module = types.ModuleType("stable_worldmodel.policy")
@@ -119,8 +119,10 @@ def _reference_weak_policy(monkeypatch: pytest.MonkeyPatch) -> type:
     return module.WeakPolicy
 
 
-def test_actions_match_the_reference_weak_policy_on_the_same_draws(monkeypatch: pytest.MonkeyPatch) -> None:
-    reference = _reference_weak_policy(monkeypatch)(dist_constraint=100, seed=7)
+def test_actions_match_the_reference_weak_policy_on_the_same_draws(monkeypatch: pytest.MonkeyPatch,
+                                                                  env_helper) -> None:
+    root = env_helper("reference.py").reference_root()
+    reference = _reference_weak_policy(monkeypatch, root)(dist_constraint=100, seed=7)
     physics = PushTPhysics()
     physics.set_state(sample_states(np.random.default_rng(3), 1)[0])
     # a one-environment vector env over our pymunk bodies, shaped as the policy expects
