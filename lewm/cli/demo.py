@@ -14,10 +14,10 @@ class DemoArgs:
     """Collect data, train on the CPU and evaluate, in one command, then print a summary."""
 
     env: str = "two-room"
-    """two-room (about 7 min on 2 cores), pusht (about 35 min), reacher or cube (MuJoCo: pip install -e
-    ".[mujoco]")."""
+    """two-room (about 7 min on 2 cores), pusht (about 35 min), reacher (about 34 min) or cube (about 33 min);
+    reacher and cube need MuJoCo: pip install -e ".[mujoco]"."""
     out: Path | None = None
-    """Folder for data, run and results (default runs/demo, runs/demo-pusht)."""
+    """Folder for data, run and results (default runs/demo, runs/demo-ENV for the others)."""
 
 
 def main(argv: list[str]) -> int:
