@@ -1,4 +1,5 @@
-"""`lewm eval --run RUN_DIR --env two-room`: the paper's planning protocol beside a random policy."""
+"""`lewm eval --run RUN_DIR --env two-room [--solver cem|icem|mppi|gd|ps]`: the paper's planning protocol beside a
+random policy."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Annotated
 import tyro
 
 from lewm.evaluation import EvalConfig, default_eval_config, summary_lines
+from lewm.planning import SOLVER_NAMES
 
 
 @dataclass
@@ -35,14 +37,19 @@ class EvalArgs:
 
 
 def parse_eval_args(argv: list[str]) -> EvalArgs:
-    """The environment's paper protocol (CEM 30 iterations on Push-T, 10 elsewhere), then every flag on top.
+    """The environment's paper protocol for the solver (30 rounds on Push-T, 10 elsewhere; the solver's reference
+    defaults otherwise), then every flag on top.
 
-    --env is read first because the protocol defaults (shown by --help, overridden by flags) depend on it; tyro
-    chooses between default objects only through subcommands, which would make `--env pusht` a positional word."""
+    --env and --solver are read first because the protocol defaults (shown by --help, overridden by flags) depend
+    on them; tyro chooses between default objects only through subcommands, which would make `--env pusht` a
+    positional word."""
     first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     first.add_argument("--env", nargs="?")  # a flag without its value is tyro's error to report
-    env = first.parse_known_args(argv)[0].env or EvalArgs.env
-    default = EvalArgs(run=tyro.MISSING, env=env, protocol=default_eval_config(env))
+    first.add_argument("--solver", nargs="?")
+    known = first.parse_known_args(argv)[0]
+    env = known.env or EvalArgs.env
+    solver = known.solver if known.solver in SOLVER_NAMES else "cem"  # an unknown name is tyro's to report
+    default = EvalArgs(run=tyro.MISSING, env=env, protocol=default_eval_config(env, solver=solver))
     return tyro.cli(EvalArgs, args=argv, prog="lewm eval", default=default)
 
 

@@ -2,7 +2,7 @@
 
     eval/eval.json      success_rate, ci95, random_success_rate, random_ci95, episodes, plan_seconds_per_cycle,
                         trivial_pairs, clipped_action_share (executed actions the plan put outside the action
-                        box; 0 while CEM samples inside it), protocol (what was run), per-episode results
+                        box; 0 while the solver plans inside it), protocol (what was run), per-episode results
     eval/success.png    success rates with 95% intervals, and where each episode's agent went
     eval/episodes.gif   a few planned episodes: observation | goal | trail of the agent so far (goal faint), at
                         10 frames per second with a pause on each episode's last frame
@@ -13,8 +13,8 @@ eval.json's protocol.split says where the start/goal pairs came from: 'val' (the
 
 from __future__ import annotations
 
-import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from lewm.envs.collect import recorded_env_options
 from lewm.errors import LewmError
 from lewm.evaluation.protocol import (
     EvalConfig,
+    Pairs,
     Rollouts,
     default_eval_config,
     draw_pairs,
@@ -56,6 +57,39 @@ def start_episodes(num_episodes: int, split: str, val_fraction: float, seed: int
     return episodes, ("val" if len(episodes) < num_episodes else "train (no validation episodes)")
 
 
+@dataclass
+class EvalSetup:
+    """What every policy evaluated on a run shares: its start/goal pairs and how to render them."""
+
+    pairs: Pairs
+    data_path: Path
+    """The episode file the pairs were drawn from."""
+    image_size: int
+    env_options: dict[str, Any]
+    """Environment options the data were recorded with (Cube's shadows)."""
+    split: str
+    """Where the start episodes came from (`start_episodes`)."""
+    start_episodes: int
+    """How many episodes the starts were drawn among."""
+
+
+def eval_setup(run: LoadedRun, env_name: str, config: EvalConfig, data_path: Path | None = None) -> EvalSetup:
+    """Draw the protocol's start/goal pairs for a loaded run (its training file's validation episodes unless
+    `data_path` or `config.split` say otherwise); the same pairs for the same config, whatever the policy."""
+    data_path = run_data_path(run, data_path)
+    with EpisodeFile(data_path, pixels_key=run.config.data.pixels_key,
+                     action_key=run.config.data.action_key) as data:
+        if data.action_dim != run.config.model.action_dim:
+            raise LewmError(f"{data_path}: column {run.config.data.action_key!r} has {data.action_dim} dimensions "
+                            f"but the model in {run.run_dir} was trained with action_dim {run.config.model.action_dim}")
+        episodes, split = start_episodes(data.num_episodes, config.split, run.config.data.val_fraction,
+                                         run.config.seed)
+        pairs = draw_pairs(data, episodes, config.episodes, config.goal_offset, config.seed)
+        image_size = data.image_shape[0]
+    env_options = recorded_env_options(file_attributes(data_path))  # render as the data were (Cube's shadows)
+    return EvalSetup(pairs, data_path, image_size, env_options, split, len(episodes))
+
+
 def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = None,
              config: EvalConfig | None = None, device: str = "auto", out_dir: Path | None = None,
              checkpoint: str = "last.pt", progress: bool = True) -> dict[str, Any]:
@@ -67,21 +101,12 @@ def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = 
     torch_device = resolve_device(device)
     run = as_run(run_dir, torch_device, checkpoint=checkpoint)
     run_dir = run.run_dir
-    data_path = run_data_path(run, data_path)
     out_dir = Path(out_dir or Path(run_dir) / "eval")
-    with EpisodeFile(data_path, pixels_key=run.config.data.pixels_key,
-                     action_key=run.config.data.action_key) as data:
-        if data.action_dim != run.config.model.action_dim:
-            raise LewmError(f"{data_path}: column {run.config.data.action_key!r} has {data.action_dim} dimensions "
-                            f"but the model in {run_dir} was trained with action_dim {run.config.model.action_dim}")
-        episodes, split = start_episodes(data.num_episodes, config.split, run.config.data.val_fraction,
-                                         run.config.seed)
-        pairs = draw_pairs(data, episodes, config.episodes, config.goal_offset, config.seed)
-        image_size = data.image_shape[0]
-    env_options = recorded_env_options(file_attributes(data_path))  # render as the data were (Cube's shadows)
-    planned = run_planner(run.model, run.stats, env_name, pairs, image_size, config, torch_device,
+    setup = eval_setup(run, env_name, config, data_path)
+    pairs, data_path, env_options = setup.pairs, setup.data_path, setup.env_options
+    planned = run_planner(run.model, run.stats, env_name, pairs, setup.image_size, config, torch_device,
                           action_key=run.config.data.action_key, progress=progress, env_options=env_options)
-    random = run_random(env_name, pairs, image_size, config.budget, config.seed, videos=0, progress=progress,
+    random = run_random(env_name, pairs, setup.image_size, config.budget, config.seed, videos=0, progress=progress,
                         env_options=env_options)
 
     trivial = planned.solved_at_start
@@ -104,12 +129,16 @@ def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = 
         "protocol": {
             "env": env_name, "data": str(data_path), "run": str(run_dir), "checkpoint": checkpoint,
             "checkpoint_step": run.step, "env_options": env_options,
-            "split": split, "start_episodes": len(episodes), "goal_offset": config.goal_offset, "budget": config.budget,
-            "seed": config.seed, "planner": dataclasses.asdict(config.planner), "rollout": config.rollout,
-            "receding_horizon": "all planned blocks executed before replanning",
-            "action_bounds": "CEM candidates clamped to the action box (normalised units) before the rollout; "
-                             "the model's action history holds the executed actions",
-            "plan_seconds_note": "one batched CEM call planning every unfinished episode at once",
+            "split": setup.split, "start_episodes": setup.start_episodes, "goal_offset": config.goal_offset,
+            "budget": config.budget,
+            "seed": config.seed, "solver": config.planner.solver, "planner": config.planner.settings(),
+            "rollout": config.rollout,
+            "receding_horizon": config.receding_blocks,
+            "receding_horizon_note": "planned blocks executed before replanning; the unexecuted rest seeds the "
+                                     "next plan (warm start)",
+            "action_bounds": "candidates clamped to the action box (normalised units) before the rollout (gd: "
+                             "projected after every step); the model's action history holds the executed actions",
+            "plan_seconds_note": "one batched solver call planning every unfinished episode at once",
             "device": str(torch_device),
         },
         "per_episode": [
@@ -174,7 +203,8 @@ def plot_success(result: dict[str, Any], planned: Rollouts, path: Path) -> Path:
     rates = [result["success_rate"], result["random_success_rate"]]
     intervals = [result["ci95"], result["random_ci95"]]
     errors = np.array([[r - lo, hi - r] for r, (lo, hi) in zip(rates, intervals, strict=True)]).T
-    axes[0].bar(["LeWM + CEM", "random"], rates, yerr=errors, color=["tab:blue", "tab:gray"], capsize=6)
+    axes[0].bar([f"LeWM + {solver_label(result)}", "random"], rates, yerr=errors, color=["tab:blue", "tab:gray"],
+                capsize=6)
     axes[0].set_ylim(0, 1)
     axes[0].set_ylabel("success rate")
     axes[0].set_title(f"{result['episodes']} episodes, budget {result['protocol']['budget']}")
@@ -188,6 +218,11 @@ def plot_success(result: dict[str, Any], planned: Rollouts, path: Path) -> Path:
     return path
 
 
+def solver_label(result: dict) -> str:
+    """The solver an eval.json dictionary was planned with, as printed ("CEM" for files from before solvers)."""
+    return str(result["protocol"].get("solver", "cem")).upper()
+
+
 def summary_lines(result: dict) -> list[str]:
     """The printed summary of an eval.json dictionary."""
     lo, hi = result["ci95"]
@@ -196,6 +231,7 @@ def summary_lines(result: dict) -> list[str]:
         f"success {result['success_rate']:.0%} (95% CI {lo:.0%}-{hi:.0%}) vs random {result['random_success_rate']:.0%}"
         f" (95% CI {rlo:.0%}-{rhi:.0%}) on the same {result['episodes']} start/goal pairs",
         f"{result['trivial_pairs']:.0%} of pairs start within the success radius; planning "
-        f"{result['plan_seconds_per_cycle']:.2f} s per batched CEM cycle ({result['plan_cycles']} cycles); "
+        f"{result['plan_seconds_per_cycle']:.2f} s per batched {solver_label(result)} cycle "
+        f"({result['plan_cycles']} cycles); "
         f"{result.get('clipped_action_share', 0.0):.0%} of executed actions clipped to the action box",
     ]

@@ -3,10 +3,12 @@ pairs.
 
 Protocol: start rows are drawn uniformly (seed 42) among dataset rows that leave room for the goal; the goal is
 the state of the same episode `goal_offset` (25) steps later; the agent gets `budget` (50) environment steps;
-success is the environment's success test at any step. Planning is receding-horizon MPC: CEM plans H action
-blocks, all of them are executed, then it replans from the new observation.
+success is the environment's success test at any step. Planning is receding-horizon MPC: a solver (CEM in the
+paper; iCEM, MPPI, gradient descent or predictive sampling here too) plans H action blocks, the first R of them
+(all of them in the paper) are executed, then it replans from the new observation, the unexecuted tail of the
+last plan seeding the next one (warm start).
 
-All episodes run in one batch: one CEM call plans for every environment still going.
+All episodes run in one batch: one solver call plans for every environment still going.
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ from lewm.envs.pusht import wrap_angle
 from lewm.envs.registry import canonical_name
 from lewm.errors import LewmError
 from lewm.model import FastRollout, LeWM
-from lewm.planning import ActionBounds, CEMConfig, CEMPlanner, GraphedPlanner, PlainRollout
+from lewm.planning import (
+    SOLVER_OPTIONS,
+    ActionBounds,
+    GraphedPlanner,
+    PlainRollout,
+    PlannerConfig,
+    make_solver,
+    planner_config,
+)
 from lewm.runs import encode_frames
 
 
@@ -44,11 +54,14 @@ class EvalConfig:
     budget: int = 50
     """Environment steps allowed per episode (paper v3: 50)."""
     seed: int = 42
-    """Seed for drawing start rows, CEM noise and the random policy."""
+    """Seed for drawing start rows, the solver's noise and the random policy."""
     split: str = "val"
     """Draw starts from the run's validation episodes ('val') or from every episode ('all')."""
-    planner: CEMConfig = field(default_factory=lambda: CEMConfig(iterations=10))
-    """CEM settings (paper: 300 x 30 elites, horizon 5; 10 iterations outside Push-T)."""
+    planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(iterations=10))
+    """Solver and its settings (paper: CEM 300 x 30 elites, horizon 5; 10 iterations outside Push-T)."""
+    receding_horizon: int | None = None
+    """R: planned blocks executed before replanning (default: all H, as in the paper); the other H - R seed the
+    next plan."""
     videos: int = 4
     """Episodes recorded to the GIF."""
     rollout: str = "fast"
@@ -63,20 +76,40 @@ class EvalConfig:
         check_field(self.rollout in ("fast", "eager", "graph"), "rollout", self.rollout,
                     "use 'fast', 'eager' or 'graph'", where="eval")
         self.planner.validate("planner")
+        for name in self.planner.unused_changes():  # a flag meant for another solver
+            check_field(False, name, getattr(self.planner, name), f"solver {self.planner.solver!r} does not read it "
+                        f"(it reads {', '.join(SOLVER_OPTIONS[self.planner.solver])})", where="eval")
+        check_field(self.receding_horizon is None or 1 <= self.receding_horizon <= self.planner.horizon,
+                    "receding_horizon", self.receding_horizon, f"must be in 1..horizon {self.planner.horizon}",
+                    where="eval")
+        check_field(self.rollout != "graph" or self.planner.solver != "gd", "rollout", self.rollout,
+                    "gradient descent needs autograd, which a recorded CUDA graph does not replay: use 'fast'",
+                    where="eval")
+
+    @property
+    def receding_blocks(self) -> int:
+        """R: blocks executed per plan."""
+        return self.receding_horizon or self.planner.horizon
 
 
 CEM_ITERATIONS = {"pusht": 30}
 """CEM iterations per environment where the paper departs from 10 (30 on Push-T)."""
 
 
-def default_eval_config(env_name: str, episodes: int = EvalConfig.episodes) -> EvalConfig:
+def default_planner(env_name: str, solver: str = "cem") -> PlannerConfig:
+    """The paper's planner budget for an environment: 300 samples, horizon 5, 10 rounds (30 on Push-T), which
+    every iterative solver (cem, icem, mppi; gd's gradient steps) gets; the rest are the solver's reference
+    defaults (gd: 1 sample; ps: 1 round)."""
+    iterations = CEM_ITERATIONS.get(canonical_name(env_name), 10)
+    return planner_config(solver, **({} if solver == "ps" else {"iterations": iterations}))
+
+
+def default_eval_config(env_name: str, episodes: int = EvalConfig.episodes, solver: str = "cem") -> EvalConfig:
     """The paper protocol for an environment: goal 25 steps ahead, budget 50, CEM 300 x 30 elites, 10 iterations
     (30 on Push-T), on `episodes` start/goal pairs (paper: 50; the demo, the report and lambda search use fewer
-    on a CPU, and only that may differ from the paper)."""
-    from lewm.envs.registry import canonical_name
-
-    iterations = CEM_ITERATIONS.get(canonical_name(env_name), 10)
-    return EvalConfig(episodes=episodes, planner=CEMConfig(iterations=iterations))
+    on a CPU, and only that may differ from the paper); another `solver` gets the same budget
+    (`default_planner`)."""
+    return EvalConfig(episodes=episodes, planner=default_planner(env_name, solver))
 
 
 @dataclass
@@ -324,8 +357,8 @@ def receding_horizon(envs: list[Any], pairs: Pairs, frames: np.ndarray, budget: 
 
 
 class _CountedRollout:
-    """A CEM rollout (`prepare` + call, as `lewm.planning.PlainRollout`) that calls `tick` after each call: once
-    per CEM iteration and once for the plan's final cost, which is what a progress bar counts."""
+    """A solver's rollout (`prepare` + call, as `lewm.planning.PlainRollout`) that calls `tick` after each call:
+    once per round and once for the plan's final cost (gd: its final ranking), which is what a bar counts."""
 
     def __init__(self, rollout: Any, tick: Callable[[], Any]) -> None:
         self.runner = rollout if hasattr(rollout, "prepare") else PlainRollout(rollout)
@@ -341,29 +374,29 @@ class _CountedRollout:
 
 
 def _planning_bar(config: EvalConfig, frameskip: int, progress: bool) -> tqdm:
-    """A bar of CEM iterations (each plan: `iterations` + 1 rollouts) over the most planning cycles the budget
-    allows (every cycle executes all H blocks); it stops short when every episode succeeds early."""
-    cycles = -(-config.budget // (config.planner.horizon * frameskip))
-    return tqdm(total=cycles * (config.planner.iterations + 1), desc="eval plan", unit="it", dynamic_ncols=True,
-                disable=not progress)
+    """A bar of solver rounds (each plan: `iterations` + 1 rollouts) over the most planning cycles the budget
+    allows (every cycle executes R blocks); it stops short when every episode succeeds early."""
+    cycles = -(-config.budget // (config.receding_blocks * frameskip))
+    return tqdm(total=cycles * (config.planner.iterations + 1), desc=f"eval plan ({config.planner.solver})",
+                unit="it", dynamic_ncols=True, disable=not progress)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference mode: gradient descent differentiates the rollout (FastRollout's folded weights)
 def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, image_size: int, config: EvalConfig,
                 device: torch.device, action_key: str = "action", progress: bool = False,
                 env_options: dict[str, Any] | None = None) -> Rollouts:
-    """Receding-horizon CEM (`receding_horizon`) with the model: plan H blocks for every unfinished episode at
-    once from its encoded history, execute them all, replan.
+    """Receding-horizon MPC (`receding_horizon`) with the model: plan H blocks for every unfinished episode at
+    once from its encoded history, execute the first R, replan with the other H - R as the warm start.
 
-    CEM samples inside the environment's action box (in normalised units), and the history the model is
-    conditioned on holds the executed actions, normalised again. `progress`: a bar of CEM iterations on stderr,
+    The solver plans inside the environment's action box (in normalised units), and the history the model is
+    conditioned on holds the executed actions, normalised again. `progress`: a bar of solver rounds on stderr,
     with the environment step and the episodes solved so far; `env_options` as `reset_envs`."""
     frameskip, history = model.config.frameskip, model.config.history
-    block_dim = frameskip * model.config.action_dim
+    block_dim, kept = frameskip * model.config.action_dim, config.receding_blocks  # K, R
     envs, frames = reset_envs(env_name, pairs, image_size, config.budget, env_options)
     low, high = envs[0].action_space.low, envs[0].action_space.high  # A_dim each, one environment kind
-    bounds = normalised_action_bounds(low, high, stats, action_key, frameskip)
-    planner = CEMPlanner(config.planner, block_dim=block_dim, bounds=bounds)
+    planner = make_solver(config.planner, block_dim, bounds=normalised_action_bounds(low, high, stats, action_key,
+                                                                                      frameskip))
     bar = _planning_bar(config, frameskip, progress)
     rollout = model.rollout if config.rollout == "eager" else FastRollout(model)
     graphed = GraphedPlanner(planner, rollout) if config.rollout == "graph" else None  # replayed: not counted
@@ -373,20 +406,23 @@ def run_planner(model: LeWM, stats: NormStats, env_name: str, pairs: Pairs, imag
     goal_emb = encode_frames(model, goal_frames, device)  # E D
     emb_history = encode_frames(model, frames, device)[:, None]  # E L=1 D
     block_history = torch.zeros(len(envs), 0, block_dim, device=device)  # E L-1 K
+    tail = torch.zeros(len(envs), config.planner.horizon - kept, block_dim, device=device)  # E H-R K
 
     def plan(active: np.ndarray, step: int) -> np.ndarray:
         bar.set_postfix_str(f"step {step}/{config.budget}, solved {len(envs) - len(active)}/{len(envs)}")
-        planned_rows = np.arange(len(envs)) if graphed else active  # a recorded graph keeps its batch size
+        rows = np.arange(len(envs)) if graphed else active  # a recorded graph keeps its batch size
         observed = min(history, emb_history.shape[1])
-        context = emb_history[planned_rows, -observed:]  # A h D (E h D when graphed)
-        past = block_history[planned_rows, block_history.shape[1] - (observed - 1):]  # A h-1 K
+        context = emb_history[rows, -observed:]  # A h D (E h D when graphed)
+        past = block_history[rows, block_history.shape[1] - (observed - 1):]  # A h-1 K
+        warm = tail[rows] if tail.shape[1] else None  # A H-R K: the last plan's unexecuted blocks
         if graphed:
-            actions = graphed.plan(context, goal_emb, past, generator=generator).actions[active]  # A H K
+            actions = graphed.plan(context, goal_emb, past, generator, warm).actions[active]  # A H K
             bar.update(config.planner.iterations + 1)
         else:
-            actions = planner.plan(counted, context, goal_emb[active], past, generator=generator).actions  # A H K
-        raw = rearrange(actions.cpu().numpy(), "a h (f d) -> a h f d", f=frameskip)  # A H frameskip A_dim
-        return np.asarray(stats.denormalize(action_key, raw))
+            actions = planner.plan(counted, context, goal_emb[active], past, generator, warm).actions  # A H K
+        tail[active] = actions[:, kept:]
+        raw = rearrange(actions[:, :kept].cpu().numpy(), "a r (f d) -> a r f d", f=frameskip)
+        return np.asarray(stats.denormalize(action_key, raw))  # A R frameskip A_dim
 
     def after_block(active: np.ndarray, executed: np.ndarray, latest: np.ndarray) -> None:
         nonlocal emb_history, block_history

@@ -128,12 +128,12 @@ def test_history_holds_the_executed_actions(tiny_run: tuple[Path, Path], monkeyp
     seen: list[torch.Tensor | None] = []
 
     class OutOfBoxPlanner(CEMPlanner):
-        def plan(self, rollout, emb_history, goal, past_blocks=None, generator=None) -> PlanResult:
+        def plan(self, rollout, emb_history, goal, past_blocks=None, generator=None, init_actions=None) -> PlanResult:
             seen.append(None if past_blocks is None else past_blocks.clone())
             actions = planned.expand(len(goal), self.config.horizon, len(planned)).clone()  # N H K
             return PlanResult(actions=actions, cost=torch.zeros(len(goal)))
 
-    monkeypatch.setattr(protocol, "CEMPlanner", OutOfBoxPlanner)
+    monkeypatch.setattr(protocol, "make_solver", lambda config, block_dim, bounds: OutOfBoxPlanner(config, block_dim))
     rng = np.random.default_rng(0)
     starts, goals = sample_free_positions(rng, 2), sample_free_positions(rng, 2)
     assert (np.linalg.norm(starts - goals, axis=1) > 60).all()  # out of reach in the budget

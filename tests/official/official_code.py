@@ -152,7 +152,7 @@ def compare_with_official(config: dict[str, Any], frame_size: tuple[int, int], s
     model comes from the official config and state dict through `lewm.official` (the import path a user takes)."""
     from lewm.model import LeWM
     from lewm.official import load_official_weights, read_official_config
-    from lewm.planning.cem import final_embedding_cost
+    from lewm.planning import final_embedding_cost
 
     reference = randomise(build_official(config), seed).eval()
     ours = LeWM(read_official_config(config, (5, config["action_encoder"]["input_dim"] // 5))).eval()

@@ -60,7 +60,7 @@ def test_batched_cost_pairs_each_environment_with_its_own_goal(official: ModuleT
     """A deliberate difference (docs/official_differences.md): planning two environments in one call, the official
     `get_cost` expands goal_emb (B, 1, D) over (B, S, T, D), which puts goal s on sample s; lewm's cost compares
     every candidate of environment n with goal n, which is what one call per environment gives officially."""
-    from lewm.planning.cem import final_embedding_cost
+    from lewm.planning import final_embedding_cost
 
     model = official.randomise(official.build_official(official.SMALL_CONFIG), 0).eval()
     generator = torch.Generator().manual_seed(3)
