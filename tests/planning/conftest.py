@@ -36,6 +36,6 @@ def pull_towards():
 
 
 @pytest.fixture
-def recorder():
-    """The class of a linear toy rollout that records the candidates it scores: `recorder()` makes one."""
+def recording_rollout():
+    """The class of a linear toy rollout that records the candidates it scores: `recording_rollout()` makes one."""
     return Recorder

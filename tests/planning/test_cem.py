@@ -54,13 +54,13 @@ def test_positive_min_std_is_a_floor_on_the_sampling_std() -> None:
 
 
 
-def test_cem_sample_zero_is_the_mean_and_seed_is_reproducible(recorder) -> None:
+def test_cem_sample_zero_is_the_mean_and_seed_is_reproducible(recording_rollout) -> None:
     """Candidate 0 of every environment and iteration is the current mean: zeros at first, then the mean of the
     previous iteration's elites (recomputed here from the candidates the rollout was given); the plan is the last
     mean, and the same generator seed gives the same plan."""
     config = CEMConfig(samples=16, elites=4, horizon=2, iterations=4)
     planner = CEMPlanner(config, block_dim=3)
-    recorder = recorder()
+    recorder = recording_rollout()
     goal = torch.tensor([[1.0, -0.5, 2.0], [0.3, 0.3, -1.0]])
     history = torch.zeros(2, 1, 3)
     result = planner.plan(recorder, history, goal, generator=torch.Generator().manual_seed(5))
@@ -75,17 +75,17 @@ def test_cem_sample_zero_is_the_mean_and_seed_is_reproducible(recorder) -> None:
         mean = torch.stack([candidates[n, elites[n]].mean(dim=0) for n in range(2)])
     torch.testing.assert_close(result.actions, mean)
     torch.testing.assert_close(final[:, 0], mean)  # the plan's own cost is computed for that mean
-    again = planner.plan(recorder(), history, goal, generator=torch.Generator().manual_seed(5))
+    again = planner.plan(recording_rollout(), history, goal, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(again.actions, result.actions, rtol=0, atol=0)
 
 
-def test_bounded_candidates_never_leave_the_box(recorder) -> None:
+def test_bounded_candidates_never_leave_the_box(recording_rollout) -> None:
     """The unbounded optimum (sum of 3 blocks = goal 2.4) lies outside [-0.5, 0.3] per element: every scored
     candidate of every iteration, and the plan, stay inside, and the plan presses against the binding limit."""
     lower, upper = torch.tensor([-0.5, -0.2]), torch.tensor([0.3, 0.1])
     config = CEMConfig(samples=64, elites=8, horizon=3, iterations=8)
     planner = CEMPlanner(config, block_dim=2, bounds=ActionBounds(lower, upper))
-    recorder = recorder()
+    recorder = recording_rollout()
     goal = torch.tensor([[2.4, -1.0], [-3.0, 0.6]])
     result = planner.plan(recorder, torch.zeros(2, 1, 2), goal, generator=torch.Generator().manual_seed(0))
     assert len(recorder.seen) == config.iterations + 1  # every iteration's candidates, then the plan itself

@@ -141,7 +141,7 @@ def test_coloured_noise_has_the_expected_spectrum() -> None:
         torch.testing.assert_close(noise.std(dim=1), torch.ones(4000, 2), atol=1e-4, rtol=0)
         power = (torch.fft.rfft(noise, dim=1).abs() ** 2).mean(dim=(0, 2))[1:]  # F-1
         slope = np.polyfit(np.log(frequencies.numpy()), np.log(power.numpy()), 1)[0]
-        assert abs(slope + beta) < 0.1, (beta, slope)
+        assert abs(slope + beta) < 0.06 * beta, (beta, slope)  # the per-sequence renormalisation bends it a little
     assert coloured_noise(white, 0.0, dim=1) is white
     # beta 2 puts most of the power in the lowest frequencies: neighbouring steps are strongly correlated
     smooth = coloured_noise(white, 2.0, dim=1)
@@ -164,9 +164,9 @@ def test_mppi_weights_are_a_softmax_of_the_cost_gap() -> None:
 
 
 
-def test_mppi_mean_is_the_weighted_mean_of_the_top_k(recorder) -> None:
+def test_mppi_mean_is_the_weighted_mean_of_the_top_k(recording_rollout) -> None:
     config = planner_config("mppi", samples=24, elites=6, horizon=2, iterations=3, temperature=0.3)
-    recorder, goal = recorder(), torch.tensor([[1.0, -0.5], [0.3, 2.0]])
+    recorder, goal = recording_rollout(), torch.tensor([[1.0, -0.5], [0.3, 2.0]])
     result = make_solver(config, block_dim=2).plan(recorder, torch.zeros(2, 1, 2), goal,
                                                    generator=torch.Generator().manual_seed(2))
     mean = torch.zeros(2, 2, 2)
@@ -205,12 +205,12 @@ def test_gradient_descent_lowers_the_cost_it_is_given(pull_towards) -> None:
 
 
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
-def test_every_candidate_and_the_plan_stay_in_the_box(solver: str, recorder) -> None:
+def test_every_candidate_and_the_plan_stay_in_the_box(solver: str, recording_rollout) -> None:
     """The unbounded optimum lies outside [-0.5, 0.3] x [-0.2, 0.1]: nothing scored or returned leaves the box."""
     lower, upper = torch.tensor([-0.5, -0.2]), torch.tensor([0.3, 0.1])
     settings = {"gd": {"samples": 3, "lr": 0.5}}.get(solver, {"samples": 64, "elites": 8} if solver != "ps" else {})
     config = planner_config(solver, horizon=3, iterations=6, **settings)
-    recorder, goal = recorder(), torch.tensor([[2.4, -1.0], [-3.0, 0.6]])
+    recorder, goal = recording_rollout(), torch.tensor([[2.4, -1.0], [-3.0, 0.6]])
     result = make_solver(config, 2, bounds=ActionBounds(lower, upper)).plan(
         recorder, torch.zeros(2, 1, 2), goal, generator=torch.Generator().manual_seed(0))
     for candidates in recorder.seen:
@@ -220,7 +220,7 @@ def test_every_candidate_and_the_plan_stay_in_the_box(solver: str, recorder) -> 
 
 
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
-def test_same_seed_same_plan_and_warm_start_seeds_the_first_candidate(solver: str, pull_towards, recorder) -> None:
+def test_same_seed_same_plan_and_warm_start_seeds_the_first_candidate(solver: str, pull_towards, recording_rollout) -> None:
     extra = {"gd": {"lr": 0.1}, "icem": {"keep_elites": 2}}.get(solver, {})
     config = planner_config(solver, samples=16 if solver != "gd" else 3, horizon=3, iterations=3,
                             **({"elites": 4} if solver in ("cem", "icem", "mppi") else {}), **extra)
@@ -229,7 +229,7 @@ def test_same_seed_same_plan_and_warm_start_seeds_the_first_candidate(solver: st
              for _ in range(2)]
     torch.testing.assert_close(plans[0].actions, plans[1].actions, rtol=0, atol=0)
     warm = torch.tensor([[[0.2, -0.1], [0.4, 0.0]], [[-0.3, 0.1], [0.0, 0.5]]])  # N h=2 K: a previous plan's tail
-    recorder = recorder()
+    recorder = recording_rollout()
     make_solver(config, 2).plan(recorder, history, goal, generator=torch.Generator().manual_seed(7),
                                 init_actions=warm)
     first = rearrange(recorder.seen[0], "(n s) h k -> n s h k", n=2)[:, 0]  # N H K: candidate 0 (gd: sequence 0)
