@@ -44,3 +44,27 @@ def test_train_throughput_contract_and_agreement(tmp_path: Path) -> None:
     # compiled + fused AdamW trains like the eager step: the same losses to float rounding
     assert result["max_relative_loss_difference"] < 1e-3
     assert len(result["eager_losses"]) == 3
+
+
+@pytest.mark.slow
+def test_solver_benchmark_contract(tmp_path: Path, tworoom_run: tuple[Path, Path]) -> None:
+    """Every solver on the same pairs, one budget each: a row per solver with its success, interval and times,
+    the target summary and the plot."""
+    out = tmp_path / "solvers.json"
+    _run("solvers.py", "--run", str(tworoom_run[1]), "--env", "two-room", "--episodes", "3",
+         "--solvers", "cem,icem,mppi,ps,gd,gd:lr=0.01",
+         "--budgets", "cem:12x2,8x1", "icem:12x2", "mppi:12x2", "ps:12x1", "gd:2x2", "--json", str(out))
+    result = json.loads(out.read_text())
+    rows = result["results"]
+    assert [(row["solver"], row["samples"], row["iterations"]) for row in rows] == [
+        ("cem", 12, 2), ("cem", 8, 1), ("icem", 12, 2), ("mppi", 12, 2), ("ps", 12, 1), ("gd", 2, 2), ("gd", 2, 2)]
+    assert rows[-1]["overrides"] == {"lr": 0.01} and rows[-1]["settings"]["lr"] == 0.01
+    assert rows[0]["settings"]["elites"] == 2 and rows[0]["settings"]["samples"] == 12  # 10% of 12, raised to 2
+    for row in rows:
+        assert row["ci95"][0] <= row["success_rate"] <= row["ci95"][1]
+        assert row["first_cycle_seconds"] > 0 and row["seconds_per_cycle"] > 0 and row["cycles"] >= 1
+    assert result["episodes"] == 3 and 0 <= result["random_success_rate"] <= 1
+    assert result["summary"]["reference"] == "cem 12x2"
+    assert set(result["summary"]) == {"reference", "within_4_points_at_a_third_of_the_time",
+                                      "best_success_per_second", "best_above_random_per_second"}
+    assert out.with_suffix(".png").stat().st_size > 0
