@@ -35,17 +35,12 @@ class CEMPlanner(SamplingSolver):
         mean, std = self.start(self.start_mean(envs, device))
         return mean, std
 
-    def sample(self, mean: Tensor, std: Tensor, noise: Tensor, bounds: ActionBounds) -> Tensor:
-        """mean + std * noise with candidate 0 the mean itself, clamped into the box: (N, S, H, K)."""
-        noise[:, 0] = 0.0
-        return bounds.clamp(mean[:, None] + std[:, None] * noise)  # N S H K
-
     def iterate(self, runner: Any, context: Any, goal: Tensor, state: State, noise: Tensor,
                 bounds: ActionBounds) -> tuple[State, Tensor]:
         """One CEM round: sample -> roll out -> score -> elites -> update (see `SamplingSolver.iterate`)."""
         mean, std = state
         # sample, clamped into the action box so the model scores what the environment will execute
-        candidates = self.sample(mean, std, noise, bounds)  # N S H K
+        candidates = self.sample_around(mean, std, noise, bounds)  # N S H K
         # roll out and score
         costs = self.score(runner, context, goal, candidates)  # N S
         # elites: the lowest costs

@@ -28,21 +28,17 @@ class MPPIPlanner(SamplingSolver):
 
     name = "mppi"
 
-    def start(self, mean: Tensor) -> State:
-        return (mean,)
-
     def iterate(self, runner: Any, context: Any, goal: Tensor, state: State, noise: Tensor,
                 bounds: ActionBounds) -> tuple[State, Tensor]:
         """One MPPI round: sample -> roll out -> score -> elites -> update (see `SamplingSolver.iterate`)."""
         (mean,) = state
-        # sample around the mean with the fixed std; candidate 0 is the mean
-        noise[:, 0] = 0.0
-        candidates = bounds.clamp(mean[:, None] + self.config.init_std * noise)  # N S H K
+        # sample around the mean with the fixed std (candidate 0 is the mean), inside the box
+        candidates = self.sample_around(mean, self.config.init_std, noise, bounds)  # N S H K
         # roll out and score
         costs = self.score(runner, context, goal, candidates)  # N S
         # elites: the top-k, weighed by their costs
         elite_costs, elite_index = costs.topk(self.config.elites, dim=1, largest=False)  # N E
-        weights = mppi_weights(elite_costs, self.config.temperature)  # N E
+        elites = gather_samples(candidates, elite_index)  # N E H K
         # update: the weighted mean of the elites
-        mean = torch.einsum("ne,nehk->nhk", weights, gather_samples(candidates, elite_index))  # N H K
+        mean = torch.einsum("ne,nehk->nhk", mppi_weights(elite_costs, self.config.temperature), elites)  # N H K
         return (mean,), elite_costs[:, 0]

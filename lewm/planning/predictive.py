@@ -21,16 +21,12 @@ class PredictiveSamplingPlanner(SamplingSolver):
 
     name = "ps"
 
-    def start(self, mean: Tensor) -> State:
-        return (mean,)
-
     def iterate(self, runner: Any, context: Any, goal: Tensor, state: State, noise: Tensor,
                 bounds: ActionBounds) -> tuple[State, Tensor]:
         """One round: sample -> roll out -> score -> best -> update (see `SamplingSolver.iterate`)."""
         (nominal,) = state
-        # sample around the nominal plan, which stays candidate 0
-        noise[:, 0] = 0.0
-        candidates = bounds.clamp(nominal[:, None] + self.config.init_std * noise)  # N S H K
+        # sample around the nominal plan, which stays candidate 0, inside the box
+        candidates = self.sample_around(nominal, self.config.init_std, noise, bounds)  # N S H K
         # roll out and score
         costs = self.score(runner, context, goal, candidates)  # N S
         # the best candidate becomes the nominal plan

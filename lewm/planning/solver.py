@@ -97,8 +97,9 @@ class SamplingSolver(Solver):
     """A solver made of rounds that draw (N, S, H, K) standard normal noise and update a `State`."""
 
     def start(self, mean: Tensor) -> State:
-        """The search state before the first round, from the (N, H, K) first mean."""
-        raise NotImplementedError
+        """The search state before the first round, from the (N, H, K) first mean: the mean alone unless the
+        solver carries more (CEM's std, iCEM's kept elites)."""
+        return (mean,)
 
     def iterate(self, runner: Any, context: Any, goal: Tensor, state: State, noise: Tensor,
                 bounds: ActionBounds) -> tuple[State, Tensor]:
@@ -107,6 +108,14 @@ class SamplingSolver(Solver):
         noise (N, S, H, K) standard normal draws, the solver's to overwrite; bounds: `self.bounds` on the device.
         No host synchronisation, no data-dependent Python branches: a CUDA graph can capture it."""
         raise NotImplementedError
+
+    @staticmethod
+    def sample_around(mean: Tensor, std: Tensor | float, noise: Tensor, bounds: ActionBounds) -> Tensor:
+        """Candidates (N, S, H, K) mean + std * noise, candidate 0 the (N, H, K) mean itself, clamped into the box
+        so the model scores what the environment will execute. Overwrites noise[:, 0]."""
+        noise[:, 0] = 0.0
+        std = std[:, None] if isinstance(std, Tensor) else std
+        return bounds.clamp(mean[:, None] + std * noise)  # N S H K
 
     def noise_shape(self, envs: int) -> tuple[int, ...]:
         """Shape of one round's standard normal draws, in the order they are drawn: (N, S, H, K)."""
