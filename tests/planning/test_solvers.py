@@ -220,7 +220,9 @@ def test_every_candidate_and_the_plan_stay_in_the_box(solver: str, recording_rol
 
 
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
-def test_same_seed_same_plan_and_warm_start_seeds_the_first_candidate(solver: str, pull_towards, recording_rollout) -> None:
+def test_same_seed_same_plan_and_warm_start_seeds_the_first_candidate(
+    solver: str, pull_towards, recording_rollout
+) -> None:
     extra = {"gd": {"lr": 0.1}, "icem": {"keep_elites": 2}}.get(solver, {})
     config = planner_config(solver, samples=16 if solver != "gd" else 3, horizon=3, iterations=3,
                             **({"elites": 4} if solver in ("cem", "icem", "mppi") else {}), **extra)
