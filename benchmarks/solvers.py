@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -178,7 +179,7 @@ def main() -> None:
     device, machine = setup_device(args.device, args.threads)
     run = as_run(args.run, device, checkpoint=args.checkpoint)
     protocol = default_eval_config(args.env, args.episodes)
-    setup = eval_setup(run, args.env, protocol)
+    setup = eval_setup(run, protocol)
     solvers = parse_solvers(args.solvers)
     budgets = parse_budgets(args.budgets, [name for name, _ in solvers], protocol.planner.iterations)
     started = time.perf_counter()
@@ -201,7 +202,7 @@ def main() -> None:
     summary = cem_target(results)
     print(json.dumps(summary, indent=1))
     report = {
-        "command": "python benchmarks/solvers.py " + " ".join(_argv()), "machine": machine, "device": str(device),
+        "command": "python benchmarks/solvers.py " + " ".join(sys.argv[1:]), "machine": machine, "device": str(device),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "run": str(args.run),
         "checkpoint": args.checkpoint, "checkpoint_step": run.step, "env": args.env,
         "episodes": len(setup.pairs.rows), "protocol": {k: v for k, v in asdict(protocol).items() if k != "planner"},
@@ -225,12 +226,6 @@ def _variant(row: dict) -> str:
 def _first(pairs, count: int):
     """The first `count` start/goal pairs."""
     return replace(pairs, starts=pairs.starts[:count], goals=pairs.goals[:count], rows=pairs.rows[:count])
-
-
-def _argv() -> list[str]:
-    import sys
-
-    return sys.argv[1:]
 
 
 if __name__ == "__main__":

@@ -28,6 +28,11 @@ PRESETS = ("paper", "cpu", "tiny")
 PresetName = Literal["paper", "cpu", "tiny"]
 
 
+def is_number(value: object) -> bool:
+    """An int or a float, not a bool (which Python counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_field(condition: bool, name: str, value: Any, requirement: str, where: str = "config") -> None:
     """Raise a `LewmError` naming the field and its value when `condition` is false."""
     if not condition:

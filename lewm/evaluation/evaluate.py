@@ -73,7 +73,7 @@ class EvalSetup:
     """How many episodes the starts were drawn among."""
 
 
-def eval_setup(run: LoadedRun, env_name: str, config: EvalConfig, data_path: Path | None = None) -> EvalSetup:
+def eval_setup(run: LoadedRun, config: EvalConfig, data_path: Path | None = None) -> EvalSetup:
     """Draw the protocol's start/goal pairs for a loaded run (its training file's validation episodes unless
     `data_path` or `config.split` say otherwise); the same pairs for the same config, whatever the policy."""
     data_path = run_data_path(run, data_path)
@@ -102,7 +102,7 @@ def evaluate(run_dir: Path | LoadedRun, env_name: str, data_path: Path | None = 
     run = as_run(run_dir, torch_device, checkpoint=checkpoint)
     run_dir = run.run_dir
     out_dir = Path(out_dir or Path(run_dir) / "eval")
-    setup = eval_setup(run, env_name, config, data_path)
+    setup = eval_setup(run, config, data_path)
     pairs, data_path, env_options = setup.pairs, setup.data_path, setup.env_options
     planned = run_planner(run.model, run.stats, env_name, pairs, setup.image_size, config, torch_device,
                           action_key=run.config.data.action_key, progress=progress, env_options=env_options)

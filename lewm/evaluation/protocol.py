@@ -35,10 +35,11 @@ from lewm.planning import (
     SOLVER_OPTIONS,
     ActionBounds,
     GraphedPlanner,
-    PlainRollout,
     PlannerConfig,
+    as_runner,
     make_solver,
     planner_config,
+    solver_defaults,
 )
 from lewm.runs import encode_frames
 
@@ -101,7 +102,9 @@ def default_planner(env_name: str, solver: str = "cem") -> PlannerConfig:
     every iterative solver (cem, icem, mppi; gd's gradient steps) gets; the rest are the solver's reference
     defaults (gd: 1 sample; ps: 1 round)."""
     iterations = CEM_ITERATIONS.get(canonical_name(env_name), 10)
-    return planner_config(solver, **({} if solver == "ps" else {"iterations": iterations}))
+    # the protocol's rounds, unless the solver's reference default fixes them (predictive sampling: 1 round)
+    rounds = {} if "iterations" in solver_defaults(solver) else {"iterations": iterations}
+    return planner_config(solver, **rounds)
 
 
 def default_eval_config(env_name: str, episodes: int = EvalConfig.episodes, solver: str = "cem") -> EvalConfig:
@@ -361,7 +364,7 @@ class _CountedRollout:
     once per round and once for the plan's final cost (gd: its final ranking), which is what a bar counts."""
 
     def __init__(self, rollout: Any, tick: Callable[[], Any]) -> None:
-        self.runner = rollout if hasattr(rollout, "prepare") else PlainRollout(rollout)
+        self.runner = as_runner(rollout)
         self.tick = tick
 
     def prepare(self, *args: Any) -> Any:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lewm.config import EncoderConfig, ModelConfig, PredictorConfig
+from lewm.config import EncoderConfig, ModelConfig, PredictorConfig, is_number
 from lewm.errors import LewmError
 
 VIT_SIZES: dict[str, tuple[int, int, int]] = {
@@ -74,7 +74,7 @@ def _section(raw: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
     for field, value in out.items():
         if field == "size" or value is None:
             continue
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        number = is_number(value)
         if field in _FLOAT_FIELDS:
             ok = number and 0.0 <= value < 1.0
         else:

@@ -30,11 +30,6 @@ class CEMPlanner(SamplingSolver):
         """Mean (N, H, K) and std `init_std` (N, H, K)."""
         return mean, torch.full_like(mean, self.config.init_std)
 
-    def initial_distribution(self, envs: int, device: torch.device) -> tuple[Tensor, Tensor]:
-        """The first sampling distribution without a warm start: mean 0 and std `init_std`, each (N, H, K)."""
-        mean, std = self.start(self.start_mean(envs, device))
-        return mean, std
-
     def iterate(self, runner: Any, context: Any, goal: Tensor, state: State, noise: Tensor,
                 bounds: ActionBounds) -> tuple[State, Tensor]:
         """One CEM round: sample -> roll out -> score -> elites -> update (see `SamplingSolver.iterate`)."""

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lewm.config import check_field, check_positive_ints
+from lewm.config import check_field, check_positive_ints, is_number
 
 SolverName = Literal["cem", "icem", "mppi", "gd", "ps"]
 
@@ -71,12 +71,12 @@ class PlannerConfig:
         check_positive_ints(self, ("samples", "elites", "horizon", "iterations"), prefix)
         check_field(isinstance(self.keep_elites, int) and self.keep_elites >= 0, f"{prefix}.keep_elites",
                     self.keep_elites, "must be an integer >= 0")
-        for name, low in (("init_std", "> 0"), ("min_std", ">= 0"), ("temperature", "> 0"), ("lr", "> 0"),
-                          ("noise_beta", ">= 0")):
+        for name, may_be_zero in (("init_std", False), ("min_std", True), ("temperature", False), ("lr", False),
+                                  ("noise_beta", True)):
             value = getattr(self, name)
-            ok = _is_number(value) and math.isfinite(value) and (value > 0 if low == "> 0" else value >= 0)
-            check_field(ok, f"{prefix}.{name}", value, f"must be a finite number {low}")
-        check_field(_is_number(self.alpha) and 0 <= self.alpha < 1, f"{prefix}.alpha", self.alpha, "must be in [0, 1)")
+            ok = is_number(value) and math.isfinite(value) and (value >= 0 if may_be_zero else value > 0)
+            check_field(ok, f"{prefix}.{name}", value, f"must be a finite number {'>=' if may_be_zero else '>'} 0")
+        check_field(is_number(self.alpha) and 0 <= self.alpha < 1, f"{prefix}.alpha", self.alpha, "must be in [0, 1)")
         if "elites" in SOLVER_OPTIONS[self.solver]:
             check_field(self.elites >= 2 or self.solver == "mppi", f"{prefix}.elites", self.elites,
                         "must be >= 2 (the std of a single elite is NaN)")
@@ -113,6 +113,3 @@ def planner_config(solver: str = "cem", **overrides: Any) -> PlannerConfig:
     config.validate()
     return config
 
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

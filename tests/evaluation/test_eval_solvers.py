@@ -12,20 +12,14 @@ import torch
 
 from lewm.cli.eval import parse_eval_args
 from lewm.cli.main import run
-from lewm.envs.collect import collect
 from lewm.evaluation import EvalConfig
 from lewm.planning import SOLVER_OPTIONS, planner_config
-from lewm.training import train
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_config) -> Path:
-    """A tiny model trained for 10 steps on a small Two-Room file."""
-    folder = tmp_path_factory.mktemp("tworoom_solvers")
-    collect("two-room", "expert", 12, folder / "tworoom.h5", steps_per_episode=60, image_size=32, seed=0,
-            progress=False)
-    train(tiny_config(folder / "tworoom.h5", folder / "run", steps=10))
-    return folder / "run"
+def tiny_run(tworoom_run: tuple[Path, Path]) -> Path:
+    """The session's trained Two-Room run (tests/conftest.py), shared with the other planning tests."""
+    return tworoom_run[1]
 
 
 SMALL = {"cem": ["--elites", "4"], "icem": ["--elites", "4", "--keep-elites", "2", "--noise-beta", "1.5"],

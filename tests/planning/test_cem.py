@@ -44,7 +44,7 @@ def test_bad_planner_config_is_named(field: str, value, message: str) -> None:
 
 def test_positive_min_std_is_a_floor_on_the_sampling_std() -> None:
     planner = CEMPlanner(CEMConfig(samples=16, elites=4, horizon=2, iterations=1, min_std=0.25), block_dim=3)
-    mean, std = planner.initial_distribution(2, torch.device("cpu"))
+    mean, std = planner.start(planner.start_mean(2, torch.device("cpu")))
     bounds = planner.bounds.to(torch.device("cpu"))
     noise = torch.randn(2, 16, 2, 3, generator=torch.Generator().manual_seed(0)) * 1e-3  # elites nearly equal
     (_, std), _ = planner.iterate(PlainRollout(lambda h, b, p: b.cumsum(dim=1)), {"history": None, "past": None},
