@@ -6,7 +6,8 @@ rounds (and, inside the model's rollout, over the H horizon steps).
 
 Candidates are clamped into the action box (`ActionBounds`) in the sample stage, before the rollout, so the model
 only ever scores actions the environment will execute unchanged; every elite is then inside the box, and so is
-their mean (the plan).
+their mean (the plan). stable-worldmodel 0.1.1's `CEMSolver` does not clamp; inside an unbounded box the two make
+the same plan for the same seed (tests/planning/test_reference_solvers.py).
 """
 
 from __future__ import annotations
